@@ -20,7 +20,9 @@ _COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="serving",
-        description="Self-hosted open models: plan, launch, and serve them behind an API-parity gateway.",
+        description=(
+            "Self-hosted open models: plan, launch, and serve them behind an API-parity gateway."
+        ),
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:

@@ -1,0 +1,106 @@
+"""Anthropic Messages wire models (requests; responses are built as plain dicts)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AnthropicModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class TextBlock(AnthropicModel):
+    type: Literal["text"]
+    text: str
+
+
+class Base64Source(AnthropicModel):
+    type: Literal["base64"]
+    media_type: str
+    data: str
+
+
+class URLSource(AnthropicModel):
+    type: Literal["url"]
+    url: str
+
+
+class ImageBlock(AnthropicModel):
+    type: Literal["image"]
+    source: Annotated[Base64Source | URLSource, Field(discriminator="type")]
+
+
+class ToolUseBlock(AnthropicModel):
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class ToolResultBlock(AnthropicModel):
+    type: Literal["tool_result"]
+    tool_use_id: str
+    content: str | list[Annotated[TextBlock | ImageBlock, Field(discriminator="type")]] = ""
+    is_error: bool | None = None
+
+
+class ThinkingBlock(AnthropicModel):
+    """Thinking from an earlier turn: kept for Anthropic upstreams, dropped in translation."""
+
+    type: Literal["thinking", "redacted_thinking"]
+
+
+class DocumentBlock(AnthropicModel):
+    type: Literal["document", "search_result", "server_tool_use", "web_search_tool_result"]
+
+
+ContentBlock = Annotated[
+    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | DocumentBlock,
+    Field(discriminator="type"),
+]
+
+
+class MessageParam(AnthropicModel):
+    role: Literal["user", "assistant"]
+    content: str | list[ContentBlock]
+
+
+class ToolParam(AnthropicModel):
+    name: str = Field(min_length=1)
+    description: str | None = None
+    input_schema: dict[str, Any]
+
+
+class ToolChoiceParam(AnthropicModel):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class Metadata(AnthropicModel):
+    user_id: str | None = None
+
+
+class MessagesRequest(AnthropicModel):
+    model: str
+    max_tokens: int = Field(ge=1)
+    messages: list[MessageParam]
+    system: str | list[TextBlock] | None = None
+    stop_sequences: list[str] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    tools: list[ToolParam] | None = None
+    tool_choice: ToolChoiceParam | None = None
+    metadata: Metadata | None = None
+    stream: bool | None = False
+
+
+class CountTokensRequest(AnthropicModel):
+    model: str
+    messages: list[MessageParam]
+    system: str | list[TextBlock] | None = None
+    tools: list[ToolParam] | None = None
+    tool_choice: ToolChoiceParam | None = None

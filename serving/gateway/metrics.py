@@ -1,0 +1,73 @@
+"""Every Prometheus metric the gateway exports, in one place.
+
+Names follow Prometheus conventions: a `serving_` namespace (vLLM owns `vllm:`), base units,
+`_total` counters, histograms rather than averaged gauges. Labels are bounded: `route` is a
+configured route name (or "unknown"), never a client-supplied string, key or prompt.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    """Built once per app with its own registry, so tests can build many apps side by side."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "serving_requests",
+            "Requests answered, by route, serving target, client dialect and HTTP status",
+            ["route", "target", "dialect", "status"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "serving_request_duration_seconds",
+            "Time from request arrival to the last byte of the response",
+            ["route", "dialect", "stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            "serving_time_to_first_token_seconds",
+            "Time from request arrival to the first streamed event sent to the client",
+            ["route", "dialect"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "serving_tokens",
+            "Tokens processed, by route, target and direction (input or output)",
+            ["route", "target", "direction"],
+            registry=r,
+        )
+        self.upstream_attempts = Counter(
+            "serving_upstream_attempts",
+            "Attempts at upstream targets, by outcome (ok or the error class)",
+            ["target", "outcome"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "serving_fallbacks",
+            "Times a request moved on to the next target of its chain, by reason",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "serving_circuit_state",
+            "Circuit breaker state per target: 0 closed, 1 half-open, 2 open",
+            ["target"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "serving_cost_usd",
+            "Estimated cost of answered requests in US dollars",
+            ["route", "target"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,147 @@
+"""Turning dispatch outcomes into HTTP responses: JSON bodies and streams.
+
+Streams are relayed as they arrive (no re-buffering). Each dialect supplies how to encode
+canonical events, how to frame an error, and which marker shows a stream finished cleanly; a
+stream that ends without that marker is ended with the dialect's error event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import Response, StreamingResponse
+
+from serving.gateway import canonical as c
+from serving.gateway.dispatch import Outcome
+from serving.gateway.errors import GatewayError, UpstreamError
+from serving.gateway.metrics import Metrics
+from serving.gateway.upstreams.base import EventStream, RawResponse, RawStream
+
+log = logging.getLogger("serving.gateway.relay")
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@dataclass(slots=True)
+class StreamGrammar:
+    """What a dialect contributes to relaying a stream."""
+
+    done_marker: bytes  # present in a same-dialect stream that finished cleanly
+    error_frame: Callable[[Exception], bytes]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(content, status, headers=headers, media_type="application/json")
+
+
+def outcome_headers(outcome: Outcome) -> dict[str, str]:
+    headers = {"x-serving-target": f"{outcome.target.upstream}/{outcome.target.model}"}
+    if outcome.fallbacks:
+        headers["x-serving-fallback"] = ",".join(outcome.fallbacks)
+    return headers
+
+
+class Accounting:
+    """Per-request bookkeeping, finished once when the last byte is out."""
+
+    def __init__(self, metrics: Metrics, dialect: str, started: float, stream: bool) -> None:
+        self.metrics = metrics
+        self.dialect = dialect
+        self.started = started
+        self.stream = stream
+        self.first_at: float | None = None
+
+    def first_byte(self, route: str) -> None:
+        if self.first_at is None:
+            self.first_at = time.perf_counter()
+            self.metrics.time_to_first_token.labels(route, self.dialect).observe(
+                self.first_at - self.started
+            )
+
+    def finish(
+        self, outcome: Outcome | None, route: str, status: int, usage: c.Usage | None
+    ) -> None:
+        target = f"{outcome.target.upstream}/{outcome.target.model}" if outcome else "none"
+        m = self.metrics
+        m.requests.labels(route, target, self.dialect, str(status)).inc()
+        m.request_duration.labels(route, self.dialect, str(self.stream).lower()).observe(
+            time.perf_counter() - self.started
+        )
+        if usage is not None and outcome is not None:
+            m.tokens.labels(route, target, "input").inc(usage.input_tokens)
+            m.tokens.labels(route, target, "output").inc(usage.output_tokens)
+
+
+def relay_raw(
+    outcome: Outcome,
+    result: RawResponse | RawStream,
+    grammar: StreamGrammar,
+    acct: Accounting,
+    headers: dict[str, str],
+) -> Response:
+    route = outcome.route.model
+    if isinstance(result, RawResponse):
+        acct.finish(outcome, route, result.status, result.usage)
+        return Response(result.body, result.status, headers=headers, media_type=result.content_type)
+
+    async def body() -> AsyncIterator[bytes]:
+        status = 200
+        finished = grammar.done_marker in result.first
+        try:
+            acct.first_byte(route)
+            yield result.first
+            async for chunk in result.rest:
+                if grammar.done_marker in chunk:
+                    finished = True
+                yield chunk
+            if not finished:
+                raise UpstreamError("upstream stream ended before it finished")
+        except GatewayError as exc:
+            status = exc.status
+            log.warning("stream from %s broke: %s", headers.get("x-serving-target"), exc)
+            yield grammar.error_frame(exc)
+        finally:
+            await result.aclose()
+            acct.finish(outcome, route, status, None)
+
+    return StreamingResponse(
+        body(), headers={**SSE_HEADERS, **headers}, media_type=result.content_type
+    )
+
+
+def relay_events(
+    outcome: Outcome,
+    events: EventStream,
+    encode: Callable[[c.StreamEvent], bytes],
+    acct: Accounting,
+    headers: dict[str, str],
+) -> Response:
+    route = outcome.route.model
+
+    async def body() -> AsyncIterator[bytes]:
+        status = 200
+        usage: c.Usage | None = None
+        try:
+            async for event in events:
+                if isinstance(event, c.Finish):
+                    usage = event.usage
+                elif isinstance(event, c.Failure):
+                    status = getattr(event.error, "status", 500)
+                    log.warning(
+                        "stream from %s broke: %s", headers.get("x-serving-target"), event.error
+                    )
+                acct.first_byte(route)
+                yield encode(event)
+        finally:
+            await events.aclose()
+            acct.finish(outcome, route, status, usage)
+
+    return StreamingResponse(
+        body(), headers={**SSE_HEADERS, **headers}, media_type="text/event-stream"
+    )

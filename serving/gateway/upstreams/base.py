@@ -1,0 +1,185 @@
+"""The upstream contract: send a canonical request, get a response or a stream of canonical
+events; forward a same-dialect body untouched; report readiness; close.
+
+Every failure leaves an upstream client as a `GatewayError` (see errors.py), mapped here at the
+boundary; a stream is returned only once its first event has arrived, so failover can still
+happen before the client sees a byte.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from serving.gateway import canonical as c
+from serving.gateway.errors import (
+    ContextWindowExceeded,
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    from_status,
+)
+from serving.gateway.settings import Upstream as UpstreamConfig
+
+
+@dataclass(slots=True)
+class RawCall:
+    """A client request in the client's own dialect, for a same-dialect upstream."""
+
+    path: str  # relative to the upstream base URL, e.g. "/chat/completions"
+    body: bytes
+    parsed: dict[str, Any]
+    stream: bool
+    query: str = ""  # raw query string without "?", e.g. "alt=sse"
+
+
+@dataclass(slots=True)
+class RawResponse:
+    status: int
+    body: bytes
+    content_type: str
+    usage: c.Usage = field(default_factory=c.Usage)
+
+
+class RawStream:
+    """Relays upstream bytes as they come; `first` is already received."""
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes], response: httpx.Response) -> None:
+        self.first = first
+        self.rest = rest
+        self.response = response
+        self.content_type = response.headers.get("content-type", "text/event-stream")
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
+class EventStream:
+    """Canonical events; `first` is already received and is never a Failure."""
+
+    def __init__(self, first: c.StreamEvent, rest: AsyncIterator[c.StreamEvent]) -> None:
+        self.first = first
+        self.rest = rest
+
+    async def __aiter__(self) -> AsyncIterator[c.StreamEvent]:
+        yield self.first
+        async for event in self.rest:
+            yield event
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def prime(events: AsyncIterator[c.StreamEvent]) -> EventStream:
+    """Wait for the first event; an early failure raises so the chain can move on."""
+    try:
+        first = await anext(events)
+    except StopAsyncIteration as exc:
+        raise UpstreamError("upstream stream ended before any event") from exc
+    if isinstance(first, c.Failure):
+        with contextlib.suppress(RuntimeError):
+            await events.aclose()  # type: ignore[attr-defined]
+        raise first.error
+    return EventStream(first, events)
+
+
+class UpstreamClient(abc.ABC):
+    """One upstream; subclasses speak one dialect."""
+
+    dialect: str = ""
+
+    def __init__(self, config: UpstreamConfig, http: httpx.AsyncClient) -> None:
+        self.config = config
+        self.name = config.name
+        self.locality = config.locality
+        self.http = http
+
+    @abc.abstractmethod
+    async def complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse: ...
+
+    @abc.abstractmethod
+    async def stream(self, req: c.ChatRequest, model: str) -> EventStream: ...
+
+    @abc.abstractmethod
+    async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream: ...
+
+    @abc.abstractmethod
+    async def ready(self) -> bool: ...
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def map_transport_error(exc: httpx.HTTPError, upstream: str) -> GatewayError:
+    """httpx's transport failures → the gateway hierarchy."""
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return UpstreamUnavailable(
+            f"cannot connect to upstream {upstream!r}: {exc}", upstream=upstream
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"upstream {upstream!r} timed out", upstream=upstream)
+    return UpstreamError(
+        f"upstream {upstream!r} failed: {type(exc).__name__}: {exc}", upstream=upstream
+    )
+
+
+_CONTEXT_MARKERS = (
+    "maximum context length",
+    "context_length_exceeded",
+    "prompt is too long",
+    "context window",
+    "too many tokens",
+)
+
+
+def error_from_response(
+    status: int, body: bytes, headers: httpx.Headers, upstream: str
+) -> GatewayError:
+    """An upstream's non-2xx answer → the hierarchy, keeping its message."""
+    message = _error_message(body) or f"HTTP {status}"
+    retry_after = _retry_after(headers)
+    text = f"upstream {upstream!r}: {message}"
+    if status == 400 and any(m in message.lower() for m in _CONTEXT_MARKERS):
+        return ContextWindowExceeded(text, upstream=upstream)
+    err = from_status(status, text, retry_after=retry_after)
+    err.upstream = upstream
+    return err
+
+
+def _error_message(body: bytes) -> str:
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("msg") or err)
+        return str(err)
+    return str(data)[:200]
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,23 @@
+"""Which client class serves which upstream dialect."""
+
+from __future__ import annotations
+
+import httpx
+
+from serving.gateway.settings import Upstream
+from serving.gateway.upstreams.base import UpstreamClient
+from serving.gateway.upstreams.openai_compat import OpenAICompatClient
+
+_CLIENTS: dict[str, type[UpstreamClient]] = {
+    "openai": OpenAICompatClient,
+}
+
+
+def build_client(config: Upstream, http: httpx.AsyncClient) -> UpstreamClient:
+    try:
+        cls = _CLIENTS[config.dialect]
+    except KeyError as exc:
+        raise ValueError(
+            f"upstream {config.name!r}: no client for dialect {config.dialect!r} yet"
+        ) from exc
+    return cls(config, http)
