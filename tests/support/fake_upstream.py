@@ -74,12 +74,18 @@ class FakeUpstream:
             await asyncio.sleep(reply.delay)
         if reply.frames is not None:
             return StreamingResponse(
-                _frames(reply), status_code=reply.status, headers=reply.headers,
+                _frames(reply),
+                status_code=reply.status,
+                headers=reply.headers,
                 media_type=reply.content_type or "text/event-stream",
             )
         raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-        return Response(raw, reply.status, headers=reply.headers,
-                        media_type=reply.content_type or "application/json")
+        return Response(
+            raw,
+            reply.status,
+            headers=reply.headers,
+            media_type=reply.content_type or "application/json",
+        )
 
 
 async def _frames(reply: Reply) -> AsyncIterator[bytes]:
@@ -112,17 +118,32 @@ def chat_completion(
         "object": "chat.completion",
         "created": 1700000000,
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason,
-                     "stop_reason": stop_reason, "logprobs": None}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish_reason,
+                "stop_reason": stop_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
     choice = {"index": 0, "delta": delta, "finish_reason": finish, **extra}
-    body = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1700000000,
-            "model": "upstream-model", "choices": [choice]}
+    body = {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "upstream-model",
+        "choices": [choice],
+    }
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
@@ -140,18 +161,31 @@ def chat_stream(
     frames = [_chunk({"role": "assistant", "content": ""})]
     frames += [_chunk({"content": p}) for p in pieces]
     for n, (call_id, name, fragments) in enumerate(tool_calls):
-        first = {"index": n, "id": call_id, "type": "function",
-                 "function": {"name": name, "arguments": ""}}
+        first = {
+            "index": n,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
         frames.append(_chunk({"tool_calls": [first]}))
-        frames += [_chunk({"tool_calls": [{"index": n, "function": {"arguments": f}}]})
-                   for f in fragments]
+        frames += [
+            _chunk({"tool_calls": [{"index": n, "function": {"arguments": f}}]}) for f in fragments
+        ]
     frames.append(_chunk({}, finish_reason, stop_reason=stop_reason))
     if usage:
         completion = len(pieces) + sum(len(f) for _, _, f in tool_calls)
-        body = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1,
-                "model": "upstream-model", "choices": [],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
-                          "total_tokens": prompt_tokens + completion}}
+        body = {
+            "id": "chatcmpl-fake123",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "upstream-model",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": prompt_tokens + completion,
+            },
+        }
         frames.append(b"data: " + json.dumps(body).encode() + b"\n\n")
     if done:
         frames.append(b"data: [DONE]\n\n")
@@ -159,5 +193,6 @@ def chat_stream(
 
 
 def openai_error(status: int, message: str, type_: str = "invalid_request_error") -> Reply:
-    return Reply.json({"error": {"message": message, "type": type_, "param": None,
-                                 "code": status}}, status)
+    return Reply.json(
+        {"error": {"message": message, "type": type_, "param": None, "code": status}}, status
+    )

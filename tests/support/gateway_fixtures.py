@@ -27,19 +27,33 @@ def gateway_settings(upstream_url: str, dead_port: int) -> Settings:
     return parse_settings(
         {
             "upstreams": [
-                {"name": "fake", "dialect": "openai", "base_url": upstream_url + "/v1",
-                 "timeouts": {"connect": 1, "first_byte": 5, "total": 10, "stream_idle": 5}},
-                {"name": "dead", "dialect": "openai",
-                 "base_url": f"http://127.0.0.1:{dead_port}/v1",
-                 "timeouts": {"connect": 1, "first_byte": 2, "total": 5, "stream_idle": 2}},
+                {
+                    "name": "fake",
+                    "dialect": "openai",
+                    "base_url": upstream_url + "/v1",
+                    "timeouts": {"connect": 1, "first_byte": 5, "total": 10, "stream_idle": 5},
+                },
+                {
+                    "name": "dead",
+                    "dialect": "openai",
+                    "base_url": f"http://127.0.0.1:{dead_port}/v1",
+                    "timeouts": {"connect": 1, "first_byte": 2, "total": 5, "stream_idle": 2},
+                },
             ],
             "routes": [
-                {"model": "smollm2", "aliases": ["default"],
-                 "targets": [{"upstream": "fake", "model": "upstream-model"}]},
+                {
+                    "model": "smollm2",
+                    "aliases": ["default"],
+                    "targets": [{"upstream": "fake", "model": "upstream-model"}],
+                },
                 {"model": "unreachable", "targets": [{"upstream": "dead", "model": "m"}]},
-                {"model": "with-fallback",
-                 "targets": [{"upstream": "dead", "model": "m"},
-                             {"upstream": "fake", "model": "upstream-model"}]},
+                {
+                    "model": "with-fallback",
+                    "targets": [
+                        {"upstream": "dead", "model": "m"},
+                        {"upstream": "fake", "model": "upstream-model"},
+                    ],
+                },
             ],
         },
         "test-config",

@@ -1,0 +1,3 @@
+from tests.support.gateway_fixtures import gateway
+
+__all__ = ["gateway"]
