@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from chartkit import Renderer, require_helm
+from tests.helm.chartkit import Renderer, require_helm
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,7 @@ def gateway_settings(upstream_url: str, dead_port: int) -> Settings:
                     "aliases": ["default"],
                     "targets": [{"upstream": "fake", "model": "upstream-model"}],
                 },
+                {"model": "same-name", "targets": [{"upstream": "fake", "model": "same-name"}]},
                 {"model": "unreachable", "targets": [{"upstream": "dead", "model": "m"}]},
                 {
                     "model": "with-fallback",

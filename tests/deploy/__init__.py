@@ -1,0 +1,1 @@
+"""Tests of the single-box deploy files in deploy/ (compose, Dockerfile, Prometheus, Grafana)."""

@@ -1,0 +1,1 @@
+"""Tests of the Helm chart in helm/serving: rendered with the real helm binary."""

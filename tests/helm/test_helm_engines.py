@@ -1,0 +1,340 @@
+"""Engine objects rendered from the example values: GPU counts and parallelism as planned, shm
+exactly for multi-GPU pods, probe budgets that grow with the model, and the vLLM flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from serving.catalog.planner import plan
+from serving.catalog.profiles import get_profile
+from tests.helm.chartkit import (
+    FULLNAME,
+    Obj,
+    Renderer,
+    arg_value,
+    engine_workloads,
+    example_files,
+    pod_specs,
+)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One row of serving-configs.md §2.1 (the recommended setup per model)."""
+
+    profile: str
+    precision: str
+    gpus_per_pod: int
+    nodes: int
+    tp: int
+    pp: int
+
+
+# serving-configs.md §2.1: 8B on 1 GPU; 70B BF16 TP4 (FP8 TP2); 405B FP8 TP8 on one 8-GPU node,
+# BF16 TP8 × PP2 over two nodes; Mistral 7B on 1 GPU; Mixtral 8x7B TP2.
+EXPECTED = {
+    "llama-3.1-8b.yaml": Expected("llama-3.1-8b", "bf16", 1, 1, 1, 1),
+    "llama-3.1-70b.yaml": Expected("llama-3.1-70b", "bf16", 4, 1, 4, 1),
+    "llama-3.1-405b-fp8.yaml": Expected("llama-3.1-405b", "fp8", 8, 1, 8, 1),
+    "llama-3.1-405b-bf16-multinode.yaml": Expected("llama-3.1-405b", "bf16", 8, 2, 8, 2),
+    "mistral-7b.yaml": Expected("mistral-7b", "bf16", 1, 1, 1, 1),
+    "mixtral-8x7b.yaml": Expected("mixtral-8x7b", "bf16", 2, 1, 2, 1),
+}
+FP8_70B = {"models": [{"name": "llama-70b-fp8", "profile": "llama-3.1-70b", "variant": "fp8"}]}
+MIN = 60
+
+
+def _container(spec: Obj) -> Obj:
+    containers = spec["containers"]
+    assert len(containers) == 1
+    result: Obj = containers[0]
+    return result
+
+
+def _server_args(workload: Obj) -> list[str]:
+    """vLLM's arguments, from the plain command or from the Ray leader's exec line."""
+    for role, _, spec in pod_specs(workload):
+        command: list[str] = _container(spec)["command"]
+        if role == "single":
+            return command
+        if role == "leader":
+            exec_line = next(ln for ln in command[-1].splitlines() if ln.startswith("exec "))
+            return [part.strip("'") for part in exec_line.split()[1:]]
+    raise AssertionError(f"no server container in {workload['metadata']['name']}")
+
+
+def _only_engine(rendered: Any) -> Obj:
+    workloads = engine_workloads(rendered)
+    assert len(workloads) == 1, [w["metadata"]["name"] for w in workloads]
+    return workloads[0]
+
+
+def _gpus(spec: Obj) -> int:
+    res = _container(spec)["resources"]
+    limit, request = res["limits"]["nvidia.com/gpu"], res["requests"]["nvidia.com/gpu"]
+    assert limit == request
+    return int(limit)
+
+
+def _startup_budget_s(workload: Obj) -> int:
+    for role, _, spec in pod_specs(workload):
+        if role != "worker":
+            probe = _container(spec)["startupProbe"]
+            return int(probe["periodSeconds"]) * int(probe["failureThreshold"])
+    raise AssertionError("no serving container")
+
+
+@pytest.mark.parametrize("example", sorted(EXPECTED))
+def test_gpu_counts_and_parallelism_match_the_reference(chart: Renderer, example: str) -> None:
+    want = EXPECTED[example]
+    workload = _only_engine(chart.render(example))
+    pods = list(pod_specs(workload))
+    assert {_gpus(spec) for _, _, spec in pods} == {want.gpus_per_pod}
+    args = _server_args(workload)
+    assert arg_value(args, "--tensor-parallel-size") == str(want.tp)
+    assert arg_value(args, "--pipeline-parallel-size") == (str(want.pp) if want.pp > 1 else None)
+    if want.nodes > 1:
+        assert workload["kind"] == "LeaderWorkerSet"
+        assert workload["spec"]["leaderWorkerTemplate"]["size"] == want.nodes
+    else:
+        assert workload["kind"] == "Deployment"
+
+
+def _planned(example_values: str | None, chart: Renderer) -> tuple[Obj, Expected]:
+    if example_values is None:
+        return _only_engine(chart.render(values=FP8_70B)), Expected(
+            "llama-3.1-70b", "fp8", 2, 1, 2, 1
+        )
+    return _only_engine(chart.render(example_values)), EXPECTED[example_values]
+
+
+@pytest.mark.parametrize("example", [*sorted(EXPECTED), None], ids=lambda e: e or "70b-fp8")
+def test_engine_settings_match_the_planner(chart: Renderer, example: str | None) -> None:
+    workload, want = _planned(example, chart)
+    result = plan(
+        want.profile, "h100", want.gpus_per_pod, nodes=want.nodes, precision=want.precision
+    )  # type: ignore[arg-type]
+    assert result.fits, result.reason
+    args = _server_args(workload)
+    assert (result.tensor_parallel, result.pipeline_parallel) == (want.tp, want.pp)
+    assert arg_value(args, "--tensor-parallel-size") == str(result.tensor_parallel)
+    assert int(arg_value(args, "--pipeline-parallel-size") or 1) == result.pipeline_parallel
+    assert int(arg_value(args, "--data-parallel-size") or 1) == result.replicas
+    assert arg_value(args, "--max-model-len") == str(result.max_model_len)
+    assert (arg_value(args, "--kv-cache-dtype") or "auto") == result.kv_cache_dtype
+    assert arg_value(args, "--quantization") == result.quantization
+    assert float(arg_value(args, "--gpu-memory-utilization") or 0) == pytest.approx(
+        result.gpu_memory_utilization
+    )
+
+
+@pytest.mark.parametrize("example", [*sorted(EXPECTED), None], ids=lambda e: e or "70b-fp8")
+def test_engine_model_flags_match_the_catalog_profile(chart: Renderer, example: str | None) -> None:
+    workload, want = _planned(example, chart)
+    profile = get_profile(want.profile)
+    args = _server_args(workload)
+    assert arg_value(args, "--model") == profile.weights_for(want.precision).repo  # type: ignore[arg-type]
+    assert arg_value(args, "--served-model-name") == profile.served_model_name
+    assert arg_value(args, "--tool-call-parser") == profile.engine.tool_call_parser
+    assert ("--enable-auto-tool-choice" in args) == bool(profile.engine.tool_call_parser)
+    assert arg_value(args, "--chat-template") == profile.engine.chat_template
+    assert arg_value(args, "--tokenizer-mode") == profile.engine.tokenizer_mode
+    assert arg_value(args, "--load-format") == profile.engine.load_format
+    assert arg_value(args, "--config-format") == profile.engine.config_format
+
+
+@pytest.mark.parametrize("example", example_files())
+def test_shm_is_mounted_exactly_when_tensor_parallel(chart: Renderer, example: str) -> None:
+    for workload in engine_workloads(chart.render(example)):
+        tp = int(arg_value(_server_args(workload), "--tensor-parallel-size") or 0)
+        for _, _, spec in pod_specs(workload):
+            shm = [v for v in spec["volumes"] if v.get("emptyDir", {}).get("medium") == "Memory"]
+            mounts = [m for m in _container(spec)["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+            if tp > 1:
+                assert len(shm) == 1 and shm[0]["emptyDir"]["sizeLimit"]
+                assert [m["name"] for m in mounts] == [shm[0]["name"]]
+            else:
+                assert shm == [] and mounts == []
+
+
+def test_examples_cover_engines_with_and_without_tensor_parallel(chart: Renderer) -> None:
+    tps = {
+        int(arg_value(_server_args(w), "--tensor-parallel-size") or 0)
+        for e in EXPECTED
+        for w in engine_workloads(chart.render(e))
+    }
+    assert 1 in tps and max(tps) > 1
+
+
+def test_probe_budgets_grow_with_model_size(chart: Renderer) -> None:
+    budget = {e: _startup_budget_s(_only_engine(chart.render(e))) for e in EXPECTED}
+    assert budget["llama-3.1-8b.yaml"] >= 10 * MIN
+    assert budget["mistral-7b.yaml"] >= 10 * MIN
+    assert budget["mixtral-8x7b.yaml"] > budget["llama-3.1-8b.yaml"]
+    assert budget["llama-3.1-70b.yaml"] >= 30 * MIN
+    assert budget["llama-3.1-70b.yaml"] > budget["mixtral-8x7b.yaml"]
+    assert budget["llama-3.1-405b-fp8.yaml"] >= 60 * MIN
+    assert budget["llama-3.1-405b-fp8.yaml"] > budget["llama-3.1-70b.yaml"]
+    assert budget["llama-3.1-405b-bf16-multinode.yaml"] >= budget["llama-3.1-405b-fp8.yaml"]
+
+
+@pytest.mark.parametrize("example", sorted(EXPECTED))
+def test_probes_all_use_health(chart: Renderer, example: str) -> None:
+    workload = _only_engine(chart.render(example))
+    for role, _, spec in pod_specs(workload):
+        container = _container(spec)
+        probes = ("startupProbe", "readinessProbe", "livenessProbe")
+        if role == "worker":
+            assert not any(p in container for p in probes)
+            assert "ports" not in container
+            continue
+        for probe in probes:
+            assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+        # A liveness probe must never kill a loading pod: the startup probe gates it.
+        assert _startup_budget_s(workload) > 10 * container["livenessProbe"]["periodSeconds"]
+
+
+def test_engine_defaults(chart: Renderer) -> None:
+    rendered = chart.render()
+    workload = rendered.one("Deployment", f"{FULLNAME}-llama-8b")
+    assert workload["spec"]["strategy"] == {"type": "Recreate"}
+    spec = workload["spec"]["template"]["spec"]
+    assert "runtimeClassName" not in spec
+    container = _container(spec)
+    image, tag = container["image"].split(":")
+    assert image == "vllm/vllm-openai"
+    assert tag.startswith("v") and tag != "latest"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token"}
+    cache_mount = next(m for m in container["volumeMounts"] if m["name"] == "weights")
+    assert env["HF_HOME"]["value"].startswith(cache_mount["mountPath"] + "/")
+    assert env["VLLM_NO_USAGE_STATS"]["value"] == "1"
+    tolerations = spec["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    expr = terms["nodeSelectorTerms"][0]["matchExpressions"][0]
+    assert expr["key"] == "nvidia.com/gpu.product" and "NVIDIA-H100-80GB-HBM3" in expr["values"]
+
+
+def test_pod_template_has_no_chart_version_label(chart: Renderer) -> None:
+    """A chart upgrade alone must not restart (and re-load) GPU engines."""
+    workload = chart.render().one("Deployment", f"{FULLNAME}-llama-8b")
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    assert "helm.sh/chart" not in labels and "app.kubernetes.io/version" not in labels
+
+
+def test_runtime_class_and_gpu_affinity_are_configurable(chart: Renderer) -> None:
+    values = {"engines": {"runtimeClassName": "nvidia", "gpuAffinity": "preferred"}}
+    spec = chart.render(values=values).one("Deployment", f"{FULLNAME}-llama-8b")["spec"]
+    pod = spec["template"]["spec"]
+    assert pod["runtimeClassName"] == "nvidia"
+    node_affinity = pod["affinity"]["nodeAffinity"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in node_affinity
+    assert node_affinity["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"] == 100
+    off = chart.render(values={"engines": {"gpuAffinity": "off"}})
+    assert "affinity" not in off.one("Deployment", f"{FULLNAME}-llama-8b")["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("example", example_files())
+def test_prefix_caching_is_never_switched_off(chart: Renderer, example: str) -> None:
+    rendered = chart.render(example)
+    assert "--no-enable-prefix-caching" not in rendered.text
+    assert "--no-enable-chunked-prefill" not in rendered.text
+
+
+def test_mistral_uses_its_own_tokenizer_and_format(chart: Renderer) -> None:
+    args = _server_args(_only_engine(chart.render("mistral-7b.yaml")))
+    for flag in ("--tokenizer-mode", "--config-format", "--load-format"):
+        assert arg_value(args, flag) == "mistral"
+    assert arg_value(args, "--tool-call-parser") == "mistral"
+
+
+def test_weights_cache_per_model_claim(chart: Renderer) -> None:
+    rendered = chart.render("llama-3.1-70b.yaml")
+    pvc = rendered.one("PersistentVolumeClaim", f"{FULLNAME}-llama-70b-weights")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "200Gi"
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    spec = rendered.one("Deployment", f"{FULLNAME}-llama-70b")["spec"]["template"]["spec"]
+    weights = next(v for v in spec["volumes"] if v["name"] == "weights")
+    assert weights["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+
+
+def test_weights_cache_shared_existing_claim(chart: Renderer) -> None:
+    rendered = chart.render("llama-3.1-405b-bf16-multinode.yaml")
+    assert rendered.all("PersistentVolumeClaim") == []
+    for _, _, spec in pod_specs(_only_engine(rendered)):
+        weights = next(v for v in spec["volumes"] if v["name"] == "weights")
+        assert weights["persistentVolumeClaim"]["claimName"] == "model-weights-rwx"
+
+
+def test_weights_cache_shared_created_claim_is_rwx(chart: Renderer) -> None:
+    pvc = chart.render("mistral-7b.yaml").one("PersistentVolumeClaim", f"{FULLNAME}-weights")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["storageClassName"] == "nfs-rwx"
+
+
+def test_multinode_engine_is_a_leaderworkerset(chart: Renderer) -> None:
+    rendered = chart.render("llama-3.1-405b-bf16-multinode.yaml")
+    name = f"{FULLNAME}-llama-405b-bf16"
+    lws = rendered.one("LeaderWorkerSet", name)
+    assert lws["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
+    spec = lws["spec"]
+    assert spec["replicas"] == 1
+    assert spec["rolloutStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdateConfiguration": {"maxUnavailable": 1, "maxSurge": 0},
+    }
+    lwt = spec["leaderWorkerTemplate"]
+    assert lwt["restartPolicy"] == "RecreateGroupOnPodRestart"
+    leader = lwt["leaderTemplate"]["spec"]["containers"][0]["command"][-1]
+    worker = lwt["workerTemplate"]["spec"]["containers"][0]["command"][-1]
+    assert "ray start --head" in leader and "--distributed-executor-backend' 'ray'" in leader
+    assert ">= 16" in leader  # waits for both nodes' GPUs before starting vLLM
+    assert "${LWS_LEADER_ADDRESS}:6379" in worker and "--block" in worker
+    service = rendered.one("Service", name)
+    assert service["spec"]["selector"]["serving.dev/role"] == "leader"
+    assert lwt["leaderTemplate"]["metadata"]["labels"]["serving.dev/role"] == "leader"
+    assert lwt["workerTemplate"]["metadata"]["labels"]["serving.dev/role"] == "worker"
+    assert rendered.all("Deployment") == [rendered.one("Deployment", f"{FULLNAME}-gateway")]
+
+
+def test_fully_custom_model(chart: Renderer) -> None:
+    values = {
+        "models": [
+            {
+                "name": "qwen",
+                "hfRepo": "Qwen/Qwen2.5-7B-Instruct",
+                "gpusPerPod": 2,
+                "maxModelLen": 16384,
+                "toolCallParser": "hermes",
+            }
+        ]
+    }
+    rendered = chart.render(values=values)
+    workload = rendered.one("Deployment", f"{FULLNAME}-qwen")
+    args = _server_args(workload)
+    assert arg_value(args, "--model") == "Qwen/Qwen2.5-7B-Instruct"
+    assert arg_value(args, "--served-model-name") == "qwen"
+    assert arg_value(args, "--tensor-parallel-size") == "1"
+    assert arg_value(args, "--data-parallel-size") == "2"  # 2 GPUs, TP 1: two engine copies
+    assert arg_value(args, "--tool-call-parser") == "hermes"
+    spec = workload["spec"]["template"]["spec"]
+    assert _gpus(spec) == 2
+    assert "affinity" not in spec  # no GPU products known: no node affinity
+
+
+def test_model_override_replaces_a_profile_field(chart: Renderer) -> None:
+    values = {"models": [{"name": "m", "profile": "llama-3.1-8b", "toolCallParser": ""}]}
+    args = _server_args(chart.render(values=values).one("Deployment", f"{FULLNAME}-m"))
+    assert "--tool-call-parser" not in args and "--enable-auto-tool-choice" not in args
+
+
+def test_engine_pdb_selects_engine_pods(chart: Renderer) -> None:
+    rendered = chart.render("llama-3.1-70b.yaml")
+    pdb = rendered.one("PodDisruptionBudget", f"{FULLNAME}-llama-70b")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    pod_labels = rendered.one("Deployment", f"{FULLNAME}-llama-70b")["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels[k] == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
