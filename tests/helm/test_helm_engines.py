@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from serving.catalog.planner import plan
-from serving.catalog.profiles import get_profile
+from serving.catalog.profiles import Precision, get_profile
+from serving.engine.launcher import build_gpu_command
 from tests.helm.chartkit import (
     FULLNAME,
     Obj,
@@ -26,7 +27,7 @@ class Expected:
     """One row of serving-configs.md §2.1 (the recommended setup per model)."""
 
     profile: str
-    precision: str
+    precision: Precision
     gpus_per_pod: int
     nodes: int
     tp: int
@@ -34,7 +35,7 @@ class Expected:
 
 
 # serving-configs.md §2.1: 8B on 1 GPU; 70B BF16 TP4 (FP8 TP2); 405B FP8 TP8 on one 8-GPU node,
-# BF16 TP8 × PP2 over two nodes; Mistral 7B on 1 GPU; Mixtral 8x7B TP2.
+# BF16 TP8 x PP2 over two nodes; Mistral 7B on 1 GPU; Mixtral 8x7B TP2.
 EXPECTED = {
     "llama-3.1-8b.yaml": Expected("llama-3.1-8b", "bf16", 1, 1, 1, 1),
     "llama-3.1-70b.yaml": Expected("llama-3.1-70b", "bf16", 4, 1, 4, 1),
@@ -116,7 +117,7 @@ def test_engine_settings_match_the_planner(chart: Renderer, example: str | None)
     workload, want = _planned(example, chart)
     result = plan(
         want.profile, "h100", want.gpus_per_pod, nodes=want.nodes, precision=want.precision
-    )  # type: ignore[arg-type]
+    )
     assert result.fits, result.reason
     args = _server_args(workload)
     assert (result.tensor_parallel, result.pipeline_parallel) == (want.tp, want.pp)
@@ -131,19 +132,35 @@ def test_engine_settings_match_the_planner(chart: Renderer, example: str | None)
     )
 
 
+def _flags(argv: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """--flag value pairs (value "" for switches) from a vLLM command line."""
+    out: dict[str, str] = {}
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg.startswith("--"):
+            nxt = args[i + 1] if i + 1 < len(args) else "--"
+            out[arg] = "" if nxt.startswith("--") else nxt
+    return out
+
+
 @pytest.mark.parametrize("example", [*sorted(EXPECTED), None], ids=lambda e: e or "70b-fp8")
-def test_engine_model_flags_match_the_catalog_profile(chart: Renderer, example: str | None) -> None:
+def test_engine_command_matches_the_launcher(chart: Renderer, example: str | None) -> None:
+    """The chart runs the same vLLM flags as `serving launch` for the same plan (except where
+    it listens, and the revision, which the chart pins only when asked)."""
     workload, want = _planned(example, chart)
     profile = get_profile(want.profile)
-    args = _server_args(workload)
-    assert arg_value(args, "--model") == profile.weights_for(want.precision).repo  # type: ignore[arg-type]
-    assert arg_value(args, "--served-model-name") == profile.served_model_name
-    assert arg_value(args, "--tool-call-parser") == profile.engine.tool_call_parser
-    assert ("--enable-auto-tool-choice" in args) == bool(profile.engine.tool_call_parser)
-    assert arg_value(args, "--chat-template") == profile.engine.chat_template
-    assert arg_value(args, "--tokenizer-mode") == profile.engine.tokenizer_mode
-    assert arg_value(args, "--load-format") == profile.engine.load_format
-    assert arg_value(args, "--config-format") == profile.engine.config_format
+    result = plan(profile, "h100", want.gpus_per_pod, nodes=want.nodes, precision=want.precision)
+    spec = build_gpu_command(profile, result, python="python3", host="0.0.0.0", port=8000)
+    ignored = {"--revision", "--gpu-memory-utilization"}
+    chart_flags = {k: v for k, v in _flags(_server_args(workload)).items() if k not in ignored}
+    launcher_flags = {k: v for k, v in _flags(spec.argv).items() if k not in ignored}
+    assert chart_flags == launcher_flags
+    assert float(_flags(_server_args(workload))["--gpu-memory-utilization"]) == pytest.approx(
+        float(_flags(spec.argv)["--gpu-memory-utilization"])
+    )
+    assert _server_args(workload)[:3] == list(spec.argv[:3])  # python3 -m <server module>
+    # The chart's budget also covers the download the launcher does before starting vLLM.
+    assert _startup_budget_s(workload) >= spec.startup_budget_s
 
 
 @pytest.mark.parametrize("example", example_files())
@@ -235,7 +252,9 @@ def test_runtime_class_and_gpu_affinity_are_configurable(chart: Renderer) -> Non
     assert "requiredDuringSchedulingIgnoredDuringExecution" not in node_affinity
     assert node_affinity["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"] == 100
     off = chart.render(values={"engines": {"gpuAffinity": "off"}})
-    assert "affinity" not in off.one("Deployment", f"{FULLNAME}-llama-8b")["spec"]["template"]["spec"]
+    assert (
+        "affinity" not in off.one("Deployment", f"{FULLNAME}-llama-8b")["spec"]["template"]["spec"]
+    )
 
 
 @pytest.mark.parametrize("example", example_files())
@@ -324,6 +343,8 @@ def test_fully_custom_model(chart: Renderer) -> None:
     spec = workload["spec"]["template"]["spec"]
     assert _gpus(spec) == 2
     assert "affinity" not in spec  # no GPU products known: no node affinity
+    # Two GPU processes in one pod still share memory through NCCL: shm follows the GPU count.
+    assert [v["name"] for v in spec["volumes"]] == ["weights", "dshm"]
 
 
 def test_model_override_replaces_a_profile_field(chart: Renderer) -> None:
@@ -336,5 +357,7 @@ def test_engine_pdb_selects_engine_pods(chart: Renderer) -> None:
     rendered = chart.render("llama-3.1-70b.yaml")
     pdb = rendered.one("PodDisruptionBudget", f"{FULLNAME}-llama-70b")
     assert pdb["spec"]["maxUnavailable"] == 1
-    pod_labels = rendered.one("Deployment", f"{FULLNAME}-llama-70b")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = rendered.one("Deployment", f"{FULLNAME}-llama-70b")["spec"]["template"][
+        "metadata"
+    ]["labels"]
     assert all(pod_labels[k] == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.helm.chartkit import CHART, EXAMPLES, REPO, Renderer, example_files, run_helm
 
 K8S_VERSIONS = ["1.29.0", "1.31.0"]
@@ -33,7 +34,7 @@ def test_helm_is_a_supported_version(helm_bin: str) -> None:
 
 
 def test_every_required_example_exists() -> None:
-    assert REQUIRED_EXAMPLES <= set(example_files())
+    assert set(example_files()) >= REQUIRED_EXAMPLES
 
 
 def test_lint_strict_with_default_values(helm_bin: str) -> None:
@@ -87,7 +88,9 @@ def test_rendered_objects_pass_kubernetes_validate(
 
 def test_kubernetes_validate_rejects_a_bad_object(chart: Renderer, tmp_path: Path) -> None:
     """Negative control: the validation above really rejects an invalid field."""
-    text = chart.render().text.replace("revisionHistoryLimit: 3", "revisionHistoryLimit: 3\n  bogusField: 1", 1)
+    text = chart.render().text.replace(
+        "revisionHistoryLimit: 3", "revisionHistoryLimit: 3\n  bogusField: 1", 1
+    )
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     proc = _kubernetes_validate(path, K8S_VERSIONS[-1])
@@ -116,3 +119,14 @@ def test_values_schema_rejects_a_wrong_type(chart: Renderer) -> None:
         values={"models": [{"name": "m", "profile": "llama-3.1-8b", "tensorParallel": "two"}]}
     )
     assert "tensorParallel" in message
+
+
+def test_packaged_chart_renders_the_same(chart: Renderer, tmp_path: Path) -> None:
+    """The files the templates read (profiles, dashboards) travel in the package."""
+    proc = run_helm("package", str(CHART), "--destination", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    (package,) = tmp_path.glob("serving-*.tgz")
+    example = str(EXAMPLES / "llama-3.1-8b.yaml")
+    rendered = run_helm("template", "rel", str(package), "--namespace", "serving", "-f", example)
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout == chart.render("llama-3.1-8b.yaml").text

@@ -1,0 +1,127 @@
+{{/*
+The one values validator: it collects every problem and fails once, listing them all, so a user
+fixes their values in one pass. Every template that renders models calls it (via serving.models),
+so no template ever renders half-valid values.
+*/}}
+{{- define "serving.validate" -}}
+{{- $errs := list -}}
+{{- $profiles := include "serving.profiles" . | fromYaml -}}
+{{- $knownProfiles := keys $profiles | sortAlpha -}}
+{{- $models := (include "serving.resolveAll" . | fromYaml).items -}}
+{{- $cache := .Values.weightsCache -}}
+{{- $names := dict -}}
+{{- range $i, $raw := .Values.models -}}
+{{- $m := index $models $i -}}
+{{- $where := printf "models[%d] (%s)" $i (default "unnamed" $raw.name) -}}
+{{- if not $raw.name -}}
+{{- $errs = append $errs (printf "models[%d]: `name` is required (a DNS label such as llama-8b; it names the engine's objects and its gateway upstream)" $i) -}}
+{{- else if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $raw.name) -}}
+{{- $errs = append $errs (printf "%s: name must be a DNS label (lower-case letters, digits, '-', starting with a letter)" $where) -}}
+{{- else if hasKey $names $raw.name -}}
+{{- $errs = append $errs (printf "%s: the name %q is used by more than one model" $where $raw.name) -}}
+{{- end -}}
+{{- if $raw.name -}}{{- $_ := set $names $raw.name true -}}{{- end -}}
+{{- if $raw.profile -}}
+{{- if not (hasKey $profiles $raw.profile) -}}
+{{- $errs = append $errs (printf "%s: unknown profile %q; known profiles: %s (or leave `profile` empty and set hfRepo, tensorParallel, gpusPerPod... yourself)" $where $raw.profile (join ", " $knownProfiles)) -}}
+{{- else if $raw.variant -}}
+{{- $variants := (get $profiles $raw.profile).variants | default (dict) -}}
+{{- if not (hasKey $variants $raw.variant) -}}
+{{- $errs = append $errs (printf "%s: profile %s has no variant %q; its variants: %s" $where $raw.profile $raw.variant (keys $variants | sortAlpha | join ", " | default "none")) -}}
+{{- end -}}
+{{- end -}}
+{{- else if not $raw.hfRepo -}}
+{{- $errs = append $errs (printf "%s: set a `profile` (%s) or, for a custom model, `hfRepo`" $where (join ", " $knownProfiles)) -}}
+{{- end -}}
+{{- $tp := int $m.tensorParallel -}}
+{{- $pp := int $m.pipelineParallel -}}
+{{- $nodes := int $m.nodes -}}
+{{- $gpus := int $m.gpusPerPod -}}
+{{- if or (lt $tp 1) (lt $pp 1) (lt $nodes 1) (lt $gpus 1) -}}
+{{- $errs = append $errs (printf "%s: tensorParallel (%d), pipelineParallel (%d), nodes (%d) and gpusPerPod (%d) must all be at least 1" $where $tp $pp $nodes $gpus) -}}
+{{- else -}}
+{{- $workers := mul $tp $pp -}}
+{{- $total := mul $gpus $nodes -}}
+{{- if ne (mod $total $workers) 0 -}}
+{{- $errs = append $errs (printf "%s: tensorParallel * pipelineParallel = %d does not divide the GPU count %d (gpusPerPod %d * nodes %d); one engine replica uses TP * PP GPUs and the quotient is the data-parallel size" $where $workers $total $gpus $nodes) -}}
+{{- else if and (gt $nodes 1) (ne $total $workers) -}}
+{{- $errs = append $errs (printf "%s: a multi-node engine (nodes %d) must use exactly its GPUs for one model copy: tensorParallel * pipelineParallel = %d but gpusPerPod * nodes = %d" $where $nodes $workers $total) -}}
+{{- else if and (eq $nodes 1) (gt $tp $gpus) -}}
+{{- $errs = append $errs (printf "%s: tensorParallel %d exceeds gpusPerPod %d" $where $tp $gpus) -}}
+{{- end -}}
+{{- end -}}
+{{- $as := include "serving.engine.autoscaling" (dict "root" $ "model" $raw) | fromYaml -}}
+{{- $maxReplicas := int $m.replicas -}}
+{{- if $as.enabled -}}
+{{- $kind := toString $as.kind -}}
+{{- $min := int $as.minReplicas -}}
+{{- $maxReplicas = int $as.maxReplicas -}}
+{{- if not (has $kind (list "keda" "hpa")) -}}
+{{- $errs = append $errs (printf "%s: autoscaling.kind must be keda or hpa (got %q)" $where $kind) -}}
+{{- end -}}
+{{- if lt $maxReplicas (max $min 1) -}}
+{{- $errs = append $errs (printf "%s: autoscaling.maxReplicas (%d) must be at least max(minReplicas, 1) (%d)" $where $maxReplicas (max $min 1)) -}}
+{{- end -}}
+{{- if eq $min 0 -}}
+{{- if eq $kind "hpa" -}}
+{{- $errs = append $errs (printf "%s: autoscaling.minReplicas 0 (scale to zero) needs autoscaling.kind keda; an HPA cannot scale to zero" $where) -}}
+{{- end -}}
+{{- $allRoutes := (include "serving.gateway.routes" (dict "root" $ "models" $models) | fromYaml).items -}}
+{{- $using := list -}}
+{{- $lonely := list -}}
+{{- range $r := $allRoutes -}}
+{{- $hits := false -}}
+{{- range $t := $r.targets -}}{{- if eq (toString $t.upstream) (toString $raw.name) -}}{{- $hits = true -}}{{- end -}}{{- end -}}
+{{- if $hits -}}
+{{- $using = append $using $r.model -}}
+{{- if lt (len $r.targets) 2 -}}{{- $lonely = append $lonely $r.model -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not $using -}}
+{{- $errs = append $errs (printf "%s: scale to zero (autoscaling.minReplicas 0) needs a fallback target, but no gateway route sends traffic to this model" $where) -}}
+{{- else if $lonely -}}
+{{- $errs = append $errs (printf "%s: scale to zero (autoscaling.minReplicas 0) needs a fallback target on every route to this model, but route(s) %s have no fallback target; add `fallbacks` to the model (or a second target to the route), or set minReplicas to 1" $where (join ", " $lonely)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $rwx := or (has "ReadWriteMany" $cache.accessModes) (eq $cache.mode "shared") (not (empty $raw.cacheClaim)) -}}
+{{- if and (eq $cache.mode "perModel") (not $rwx) -}}
+{{- if gt $nodes 1 -}}
+{{- $errs = append $errs (printf "%s: a multi-node engine (nodes %d) needs a ReadWriteMany weights cache: set weightsCache.mode shared (with an RWX claim), weightsCache.accessModes [ReadWriteMany], or the model's cacheClaim" $where $nodes) -}}
+{{- else if gt $maxReplicas 1 -}}
+{{- $errs = append $errs (printf "%s: up to %d replicas cannot share a ReadWriteOnce weights claim across nodes: set weightsCache.mode shared (an RWX claim), weightsCache.accessModes [ReadWriteMany], or the model's cacheClaim" $where $maxReplicas) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.gateway.enabled -}}
+{{- $upNames := list -}}
+{{- range $m := $models -}}{{- $upNames = append $upNames (toString $m.name) -}}{{- end -}}
+{{- range $u := .Values.gateway.upstreams -}}
+{{- if has (toString $u.name) $upNames -}}
+{{- $errs = append $errs (printf "gateway.upstreams: the name %q is already used (engines are upstreams named after their model)" $u.name) -}}
+{{- end -}}
+{{- $upNames = append $upNames (toString $u.name) -}}
+{{- end -}}
+{{- $routes := (include "serving.gateway.routes" (dict "root" $ "models" $models) | fromYaml).items -}}
+{{- if not $routes -}}
+{{- $errs = append $errs "gateway: no routes: add models (each gets a route) or gateway.routes, or set gateway.enabled false" -}}
+{{- end -}}
+{{- $seen := list -}}
+{{- range $r := $routes -}}
+{{- range $n := prepend ($r.aliases | default list) $r.model -}}
+{{- if has (toString $n) $seen -}}
+{{- $errs = append $errs (printf "gateway routes: the model name %q is defined twice (route names and aliases must be unique)" $n) -}}
+{{- end -}}
+{{- $seen = append $seen (toString $n) -}}
+{{- end -}}
+{{- range $t := $r.targets -}}
+{{- if not (has (toString $t.upstream) $upNames) -}}
+{{- $errs = append $errs (printf "gateway routes: route %q targets unknown upstream %q (known: %s)" $r.model (toString $t.upstream) (join ", " $upNames)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $errs -}}
+{{- fail (printf "\n\nserving: invalid values (%d problem(s)):\n  - %s\n" (len $errs) (join "\n  - " $errs)) -}}
+{{- end -}}
+{{- end -}}

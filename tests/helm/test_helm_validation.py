@@ -1,0 +1,172 @@
+"""Bad values fail `helm template` with one message that names every problem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.helm.chartkit import Renderer
+
+HOSTED = {
+    "upstreams": [
+        {
+            "name": "openai",
+            "dialect": "openai",
+            "base_url": "https://api.openai.com/v1",
+            "locality": "hosted",
+            "api_key_env": "OPENAI_API_KEY",
+        }
+    ]
+}
+
+
+def _model(**fields: Any) -> dict[str, Any]:
+    return {"name": "m", "profile": "llama-3.1-8b", **fields}
+
+
+def test_unknown_profile(chart: Renderer) -> None:
+    message = chart.error(values={"models": [{"name": "big", "profile": "llama-3.1-9b"}]})
+    assert 'models[0] (big): unknown profile "llama-3.1-9b"' in message
+    assert (
+        "known profiles: llama-3.1-405b, llama-3.1-70b, llama-3.1-8b, mistral-7b, mixtral-8x7b"
+        in message
+    )
+
+
+def test_unknown_variant(chart: Renderer) -> None:
+    message = chart.error(values={"models": [_model(profile="llama-3.1-70b", variant="int4")]})
+    assert 'profile llama-3.1-70b has no variant "int4"; its variants: fp8' in message
+
+
+def test_custom_model_needs_a_repo(chart: Renderer) -> None:
+    message = chart.error(values={"models": [{"name": "x", "gpusPerPod": 1}]})
+    assert "models[0] (x): set a `profile`" in message and "`hfRepo`" in message
+
+
+def test_tensor_parallel_must_divide_the_gpu_count(chart: Renderer) -> None:
+    message = chart.error(values={"models": [_model(gpusPerPod=4, tensorParallel=3)]})
+    assert (
+        "models[0] (m): tensorParallel * pipelineParallel = 3 does not divide the GPU count 4"
+        in message
+    )
+
+
+def test_tensor_parallel_larger_than_the_pod(chart: Renderer) -> None:
+    message = chart.error(values={"models": [_model(gpusPerPod=2, tensorParallel=4)]})
+    assert "does not divide the GPU count 2" in message
+
+
+def test_multinode_must_use_all_its_gpus_for_one_copy(chart: Renderer) -> None:
+    values = {
+        "models": [_model(nodes=2, gpusPerPod=8, tensorParallel=4)],
+        "weightsCache": {"mode": "shared"},
+    }
+    message = chart.error(values=values)
+    assert "a multi-node engine (nodes 2) must use exactly its GPUs for one model copy" in message
+
+
+def test_scale_to_zero_without_a_fallback(chart: Renderer) -> None:
+    values = {"models": [_model(autoscaling={"enabled": True, "minReplicas": 0, "maxReplicas": 1})]}
+    message = chart.error(values=values)
+    assert (
+        "models[0] (m): scale to zero (autoscaling.minReplicas 0) needs a fallback target on "
+        "every route to this model, but route(s) llama-3.1-8b have no fallback target" in message
+    )
+
+
+def test_scale_to_zero_with_a_fallback_renders(chart: Renderer) -> None:
+    values = {
+        "models": [
+            _model(
+                autoscaling={"enabled": True, "minReplicas": 0, "maxReplicas": 1},
+                fallbacks=[{"upstream": "openai", "model": "gpt-4o-mini"}],
+            )
+        ],
+        "gateway": HOSTED,
+    }
+    rendered = chart.render(values=values)
+    assert rendered.all("ScaledObject")[0]["spec"]["minReplicaCount"] == 0
+
+
+def test_scale_to_zero_needs_every_route_to_have_a_fallback(chart: Renderer) -> None:
+    values = {
+        "models": [
+            _model(
+                autoscaling={"enabled": True, "minReplicas": 0},
+                fallbacks=[{"upstream": "openai", "model": "gpt-4o-mini"}],
+            )
+        ],
+        "gateway": {
+            **HOSTED,
+            "routes": [{"model": "fast", "targets": [{"upstream": "m", "model": "llama-3.1-8b"}]}],
+        },
+    }
+    message = chart.error(values=values)
+    assert "route(s) fast have no fallback target" in message
+
+
+def test_scale_to_zero_without_any_route(chart: Renderer) -> None:
+    values = {
+        "models": [_model(route=False, autoscaling={"enabled": True, "minReplicas": 0})],
+        "gateway": {
+            **HOSTED,
+            "routes": [{"model": "x", "targets": [{"upstream": "openai", "model": "gpt-4o"}]}],
+        },
+    }
+    message = chart.error(values=values)
+    assert "no gateway route sends traffic to this model" in message
+
+
+def test_scale_to_zero_needs_keda(chart: Renderer) -> None:
+    values = {
+        "models": [
+            _model(
+                autoscaling={"enabled": True, "kind": "hpa", "minReplicas": 0},
+                fallbacks=[{"upstream": "openai", "model": "gpt-4o-mini"}],
+            )
+        ],
+        "gateway": HOSTED,
+        "weightsCache": {"mode": "shared"},
+    }
+    message = chart.error(values=values)
+    assert "needs autoscaling.kind keda; an HPA cannot scale to zero" in message
+
+
+def test_replicas_cannot_share_a_readwriteonce_cache(chart: Renderer) -> None:
+    message = chart.error(values={"models": [_model(replicas=2)]})
+    assert "up to 2 replicas cannot share a ReadWriteOnce weights claim" in message
+
+
+def test_multinode_needs_a_readwritemany_cache(chart: Renderer) -> None:
+    values = {"models": [{"name": "big", "profile": "llama-3.1-405b", "variant": "bf16"}]}
+    message = chart.error(values=values)
+    assert "a multi-node engine (nodes 2) needs a ReadWriteMany weights cache" in message
+
+
+def test_route_to_an_unknown_upstream(chart: Renderer) -> None:
+    values = {"models": [_model(fallbacks=[{"upstream": "anthropic", "model": "claude"}])]}
+    message = chart.error(values=values)
+    assert 'route "llama-3.1-8b" targets unknown upstream "anthropic" (known: m)' in message
+
+
+def test_duplicate_names(chart: Renderer) -> None:
+    values = {"models": [_model(), _model(servedName="other")]}
+    message = chart.error(values=values)
+    assert 'models[1] (m): the name "m" is used by more than one model' in message
+
+
+def test_gateway_needs_something_to_route(chart: Renderer) -> None:
+    message = chart.error(values={"models": []})
+    assert "gateway: no routes" in message
+
+
+def test_every_problem_is_reported_at_once(chart: Renderer) -> None:
+    values = {
+        "models": [
+            {"name": "a", "profile": "nope"},
+            _model(name="b", gpusPerPod=3, tensorParallel=2),
+        ]
+    }
+    message = chart.error(values=values)
+    assert "invalid values (2 problem(s))" in message
+    assert 'models[0] (a): unknown profile "nope"' in message
+    assert "models[1] (b): tensorParallel * pipelineParallel = 2 does not divide" in message
