@@ -41,7 +41,7 @@ def test_70b_bf16_on_2_h100_does_not_fit_and_proposes_4_gpus_or_fp8() -> None:
     assert not result.fits
     assert result.reason is not None and "65.8 GiB of weights per GPU" in result.reason
     described = [s.describe() for s in result.alternatives]
-    assert described == ["4×h100-sxm with BF16 (TP 4)", "2×h100-sxm with FP8 (TP 2)"]
+    assert described == ["4x h100-sxm with BF16 (TP 4)", "2x h100-sxm with FP8 (TP 2)"]
 
 
 def test_405b_fp8_on_8_h100_fits_at_least_8k() -> None:
@@ -101,7 +101,7 @@ def test_concurrency_grows_the_layout() -> None:
 
 
 def test_decode_floor_matches_the_bandwidth_table() -> None:
-    # Reference §3.2: 8B BF16 on 1×H100 4.8 ms; 70B FP8 TP2 10.5 ms; 405B FP8 TP8 15.1 ms.
+    # Reference §3.2: 8B BF16 on 1x H100 4.8 ms; 70B FP8 TP2 10.5 ms; 405B FP8 TP8 15.1 ms.
     assert plan("llama-3.1-8b", "h100", 1).decode_ms_per_token_floor == pytest.approx(4.8, 0.02)
     fp8_70b = plan("llama-3.1-70b", "h100", 2, precision="fp8")
     assert fp8_70b.decode_ms_per_token_floor == pytest.approx(10.5, 0.02)

