@@ -11,9 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from serving.gateway import errors, ops
+from serving.gateway import admin, errors, ops
 from serving.gateway.dialects.anthropic import router as anthropic
+from serving.gateway.dialects.gemini import router as gemini
+from serving.gateway.dialects.openai import passthrough as openai_passthrough
 from serving.gateway.dialects.openai import router as openai
+from serving.gateway.policy.caller import PrivacyMiddleware
 from serving.gateway.runtime import Gateway
 from serving.gateway.settings import Settings
 
@@ -24,6 +27,8 @@ Renderer = Callable[[errors.GatewayError], Response]
 # Path prefix -> the dialect whose envelope errors on that path use; the first match wins.
 _RENDERERS: tuple[tuple[str, Renderer], ...] = (
     ("/v1/messages", anthropic.render_error),
+    ("/v1beta/", gemini.render_error),
+    ("/v1/models/", gemini.render_error),  # Gemini's /v1 variant; OpenAI only lists /v1/models
     ("/", openai.render_error),
 )
 
@@ -42,6 +47,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await gw.start()
         yield
         await gw.aclose()
 
@@ -50,6 +56,12 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(openai.router)
     app.include_router(anthropic.router)
+    app.include_router(gemini.router)
+    app.include_router(openai_passthrough.router)
+    if settings.admin.enabled:
+        app.include_router(admin.router)
+    # Privacy marks from headers and API keys, for every dialect's route (see policy/caller.py).
+    app.add_middleware(PrivacyMiddleware, policy=gw.dispatcher.privacy, caller=gw.dispatcher.caller)
 
     @app.exception_handler(errors.GatewayError)
     async def gateway_error(request: Request, exc: errors.GatewayError) -> Response:

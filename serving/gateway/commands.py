@@ -1,4 +1,4 @@
-"""`serving gateway` and `serving config check`."""
+"""`serving gateway`, `serving config check` and `serving drill`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import logging
 import sys
 from typing import Any
 
-from serving.gateway.settings import ConfigError, Settings, load_settings
+from serving.gateway.policy.audit import config_warnings
+from serving.gateway.settings import ConfigError, Settings, load_settings, read_secret
 
 
 def register(subparsers: Any) -> None:
@@ -23,6 +24,16 @@ def register(subparsers: Any) -> None:
     check = config_sub.add_parser("check", help="validate a gateway config and explain problems")
     check.add_argument("file")
     check.set_defaults(func=check_config)
+
+    drill = subparsers.add_parser(
+        "drill", help="failover drill: force each hosted target's circuit open and test routes"
+    )
+    drill.add_argument("--config", required=True, help="the running gateway's YAML config")
+    drill.add_argument("--gateway", help="gateway URL (default: from the config's server)")
+    drill.add_argument("--admin-key", help="admin key (default: from admin.key_env / key_file)")
+    drill.add_argument("--api-key", help="a client API key, when the gateway requires one")
+    drill.add_argument("--timeout", type=float, default=120.0, help="per-request seconds")
+    drill.set_defaults(func=run_drill)
 
 
 def _load(path: str) -> Settings | None:
@@ -56,8 +67,38 @@ def check_config(args: argparse.Namespace) -> int:
     if settings is None:
         return 1
     print(f"{args.file}: ok — {len(settings.upstreams)} upstreams, {len(settings.routes)} routes")
+    locality = {u.name: u.locality for u in settings.upstreams}
     for route in settings.routes:
-        chain = " -> ".join(f"{t.upstream}/{t.model}" for t in route.targets)
+        chain = " -> ".join(f"{t.label} ({locality[t.upstream]})" for t in route.targets)
         aliases = f" (aliases: {', '.join(route.aliases)})" if route.aliases else ""
         print(f"  {route.model}{aliases}: {chain}")
+        if route.escalate is not None:
+            e = route.escalate
+            when = [f"prompt >= {e.min_prompt_tokens} tokens"] if e.min_prompt_tokens else []
+            when += ["tools declared"] if e.tools else []
+            print(f"    escalates to {e.to} when {' or '.join(when) or 'never (no condition)'}")
+    for warning in config_warnings(settings):
+        print(f"warning: {warning}")
     return 0
+
+
+def run_drill(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 2
+    import httpx
+
+    from serving.gateway.drill import Drill, DrillError, run
+
+    admin_key = args.admin_key or read_secret(settings.admin.key_env, settings.admin.key_file)
+    if not admin_key:
+        print("error: no admin key (--admin-key, or admin.key_env in the config)", file=sys.stderr)
+        return 2
+    url = args.gateway or f"http://{settings.server.host}:{settings.server.port}"
+    with httpx.Client(base_url=url, timeout=args.timeout, trust_env=False) as client:
+        drill = Drill(settings, client, admin_key=admin_key, api_key=args.api_key)
+        try:
+            return run(drill, sys.stdout)
+        except (DrillError, httpx.HTTPError) as exc:
+            print(f"error: drill against {url} failed: {exc}", file=sys.stderr)
+            return 2

@@ -68,6 +68,69 @@ class Metrics:
             ["route", "target"],
             registry=r,
         )
+        self.saved = Counter(
+            "serving_saved_usd",
+            "Estimated savings of answers served locally: the route's first hosted target's price"
+            " for the same tokens minus the local cost, in US dollars",
+            ["route", "target"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "serving_retries",
+            "Retries of the same target before the chain moved on, by failure reason",
+            ["target", "reason"],
+            registry=r,
+        )
+        self.skips = Counter(
+            "serving_target_skips",
+            "Targets passed over without an attempt, by reason"
+            " (circuit_open, unhealthy, private, context_window)",
+            ["route", "target", "reason"],
+            registry=r,
+        )
+        self.circuit_transitions = Counter(
+            "serving_circuit_transitions",
+            "Circuit breaker state changes per target, by the state entered",
+            ["target", "state"],
+            registry=r,
+        )
+        self.private_requests = Counter(
+            "serving_private_requests",
+            "Requests routed as private, by what marked them (header, key or a detector name)",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.privacy_blocked = Counter(
+            "serving_privacy_blocked",
+            "Private requests refused because no local target could serve them",
+            ["route"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "serving_escalations",
+            "Requests that complexity routing moved to another route's chain",
+            ["route", "to"],
+            registry=r,
+        )
+        self.endpoint_healthy = Gauge(
+            "serving_endpoint_healthy",
+            "Background health of each pool endpoint: 1 healthy, 0 not",
+            ["upstream", "endpoint"],
+            registry=r,
+        )
+        self.health_checks = Counter(
+            "serving_health_checks",
+            "Background health probes of pool endpoints, by result",
+            ["upstream", "endpoint", "result"],
+            registry=r,
+        )
+        self.prompt_tokens_estimated = Histogram(
+            "serving_prompt_tokens_estimated",
+            "Prompt size estimated before dispatch, in tokens",
+            ["route"],
+            buckets=(64, 256, 1024, 4096, 16384, 32768, 65536, 131072, 262144, 1048576),
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -44,6 +44,13 @@ def outcome_headers(outcome: Outcome) -> dict[str, str]:
     headers = {"x-serving-target": f"{outcome.target.upstream}/{outcome.target.model}"}
     if outcome.fallbacks:
         headers["x-serving-fallback"] = ",".join(outcome.fallbacks)
+    if outcome.charge is not None and outcome.charge.cost is not None:
+        # Whole answers only: a stream's headers leave before its usage is known.
+        headers["x-serving-cost-usd"] = f"{outcome.charge.cost:.8f}"
+    if outcome.private is not None:
+        headers["x-serving-private"] = "true"
+    if outcome.escalated_from is not None:
+        headers["x-serving-route"] = outcome.route.model
     return headers
 
 
@@ -76,6 +83,8 @@ class Accounting:
         if usage is not None and outcome is not None:
             m.tokens.labels(route, target, "input").inc(usage.input_tokens)
             m.tokens.labels(route, target, "output").inc(usage.output_tokens)
+            if outcome.meter is not None and status < 400:
+                outcome.meter.record(outcome.route, outcome.target, usage)
 
 
 def relay_raw(

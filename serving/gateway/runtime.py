@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 
@@ -12,7 +13,11 @@ from serving.gateway.dispatch import Dispatcher
 from serving.gateway.metrics import Metrics
 from serving.gateway.settings import Settings, Upstream
 from serving.gateway.upstreams.base import UpstreamClient
+from serving.gateway.upstreams.health import HealthChecker, PoolHealth
+from serving.gateway.upstreams.http import HTTPUpstream
 from serving.gateway.upstreams.registry import build_client
+
+log = logging.getLogger("serving.gateway.runtime")
 
 
 def _http_client(config: Upstream) -> httpx.AsyncClient:
@@ -34,8 +39,22 @@ class Gateway:
         self.upstreams: dict[str, UpstreamClient] = {
             u.name: build_client(u, _http_client(u)) for u in settings.upstreams
         }
-        self.dispatcher = Dispatcher(settings, self.upstreams, self.metrics)
-        self.api_keys = _client_keys(settings)
+        self.health_checkers = _health_checkers(settings, self.upstreams, self.metrics)
+        keys = _client_keys(settings)
+        self.api_keys = frozenset(keys)
+        self.dispatcher = Dispatcher(
+            settings,
+            self.upstreams,
+            self.metrics,
+            health={name: hc.pool for name, hc in self.health_checkers.items()},
+            private_keys=frozenset(k for k, private in keys.items() if private),
+        )
+        self.admin_key = settings.admin.read_key() if settings.admin.enabled else None
+
+    async def start(self) -> None:
+        """Start background work (pool health probes); called from the app's lifespan."""
+        for checker in self.health_checkers.values():
+            checker.start()
 
     async def ready(self) -> dict[str, bool]:
         names = list(self.upstreams)
@@ -43,15 +62,43 @@ class Gateway:
         return dict(zip(names, states, strict=True))
 
     async def aclose(self) -> None:
+        await asyncio.gather(*(hc.stop() for hc in self.health_checkers.values()))
         await asyncio.gather(*(u.aclose() for u in self.upstreams.values()))
 
 
-def _client_keys(settings: Settings) -> frozenset[str]:
-    """Keys clients must present; empty means the gateway is open (local use)."""
+def _health_checkers(
+    settings: Settings, upstreams: dict[str, UpstreamClient], metrics: Metrics
+) -> dict[str, HealthChecker]:
+    """A checker per health-checked pool, wired into the client's endpoint pick."""
+    out: dict[str, HealthChecker] = {}
+    for config in settings.upstreams:
+        client = upstreams[config.name]
+        if not config.health_checked or not isinstance(client, HTTPUpstream):
+            continue
+        pool = PoolHealth(config.name, config.urls, config.health, metrics)
+        client.health = pool
+        out[config.name] = HealthChecker(pool, client.http, config.health_path, {})
+    return out
+
+
+def _client_keys(settings: Settings) -> dict[str, bool]:
+    """Keys clients must present, each with whether it makes requests private; empty means the
+    gateway is open (local use). `server.api_keys_env` keys are never private by policy."""
+    out: dict[str, bool] = {}
     env = settings.server.api_keys_env
-    if not env:
-        return frozenset()
-    return frozenset(k.strip() for k in os.environ.get(env, "").split(",") if k.strip())
+    if env:
+        out.update((k.strip(), False) for k in os.environ.get(env, "").split(",") if k.strip())
+    for entry in settings.server.keys:
+        key = entry.read()
+        if key is None:
+            log.warning(
+                "client key %s is not set (%s); it cannot be used",
+                entry.name or "(unnamed)",
+                entry.key_env or entry.key_file,
+            )
+            continue
+        out[key] = out.get(key, False) or entry.private
+    return out
 
 
 def request_id() -> str:

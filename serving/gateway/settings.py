@@ -16,6 +16,35 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 Dialect = Literal["openai", "anthropic", "gemini"]
 Locality = Literal["local", "hosted"]
+# Why a chain moves on (policy/fallback.py classifies every upstream failure into one of these).
+FailureReason = Literal[
+    "connect",  # could not connect, or the connection was reset before an answer
+    "timeout",  # no first byte in time, or the upstream's own 408/504
+    "rate_limited",  # 429
+    "overloaded",  # 529
+    "server_error",  # other 5xx, 409, malformed or wrongly typed answers, a stream cut early
+    "context_window",  # the upstream said the prompt does not fit its context window
+    "upstream_auth",  # 401/403 from the upstream: the gateway's key for it is wrong
+    "not_found",  # 404 from the upstream: the target's model is not served there
+    "invalid_request",  # other 4xx: the client's request is at fault
+]
+DEFAULT_FALLBACK_ON: tuple[FailureReason, ...] = (
+    "connect",
+    "timeout",
+    "rate_limited",
+    "overloaded",
+    "server_error",
+    "context_window",
+    "upstream_auth",
+    "not_found",
+)
+DEFAULT_RETRY_ON: tuple[FailureReason, ...] = (
+    "connect",
+    "rate_limited",
+    "overloaded",
+    "server_error",
+)
+PII_DETECTORS = ("email", "phone", "card", "iban", "national_id", "secret")
 
 
 class _Strict(BaseModel):
@@ -31,6 +60,64 @@ class Timeouts(_Strict):
     stream_idle: float = Field(default=60.0, gt=0)
 
 
+class Retry(_Strict):
+    """Retries on the same target before moving on (exponential backoff with jitter).
+
+    The n-th retry waits `min(backoff_max, backoff_base * 2**n)`, minus up to `jitter` of it at
+    random; an upstream's `retry-after`/`retry-after-ms` raises the wait to what it asked for,
+    and when it asks for more than `retry_after_cap` the chain moves on instead of waiting.
+    """
+
+    attempts: int = Field(default=1, ge=0, le=10)  # retries after the first try
+    backoff_base: float = Field(default=0.25, ge=0)
+    backoff_max: float = Field(default=4.0, ge=0)
+    jitter: float = Field(default=0.5, ge=0, le=1)
+    retry_after_cap: float = Field(default=5.0, ge=0)
+    retry_on: list[FailureReason] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
+
+
+class Circuit(_Strict):
+    """A breaker per target: closed → open on a failure rate over a rolling window (once
+    `min_requests` were seen in it) → half-open after `cooldown` → closed when probes succeed."""
+
+    enabled: bool = True
+    window: float = Field(default=30.0, gt=0)  # seconds
+    min_requests: int = Field(default=5, ge=1)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    cooldown: float = Field(default=15.0, gt=0)  # seconds open before half-open probes
+    half_open_probes: int = Field(default=1, ge=1)  # concurrent probes; all must succeed
+
+
+class HealthCheck(_Strict):
+    """Background probes of every endpoint of a pool (GET root + `health_path`)."""
+
+    enabled: bool | None = None  # default: on for local upstreams, off for hosted ones
+    interval: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=2.0, gt=0)
+    unhealthy_after: int = Field(default=2, ge=1)  # consecutive failed probes
+    healthy_after: int = Field(default=1, ge=1)  # consecutive good probes
+
+
+class LocalCost(_Strict):
+    """What a self-hosted answer costs: GPU time at an hourly price and an assumed throughput.
+
+    cost = gpu_hour_usd / 3600 * (input_tokens / input_tokens_per_second
+                                  + output_tokens / output_tokens_per_second)
+    The throughputs are aggregate (batched) figures for the whole replica, not one stream's.
+    """
+
+    gpu_hour_usd: float = Field(default=2.0, ge=0)
+    input_tokens_per_second: float = Field(default=10000.0, gt=0)
+    output_tokens_per_second: float = Field(default=1000.0, gt=0)
+
+
+class Price(_Strict):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class Upstream(_Strict):
     """One upstream service: a hosted API or a pool of local engine endpoints."""
 
@@ -43,6 +130,18 @@ class Upstream(_Strict):
     api_key_file: str | None = None
     timeouts: Timeouts = Timeouts()
     health_path: str = "/health"
+    health: HealthCheck = HealthCheck()
+    # Per-upstream overrides of the top-level `policy` defaults (None: use the default).
+    retry: Retry | None = None
+    circuit: Circuit | None = None
+    fallback_on: list[FailureReason] | None = None
+    local_cost: LocalCost | None = None  # local upstreams only; default `cost.local`
+
+    @property
+    def health_checked(self) -> bool:
+        if self.health.enabled is None:
+            return self.locality == "local"
+        return self.health.enabled
 
     @model_validator(mode="after")
     def _has_endpoint(self) -> Upstream:
@@ -82,6 +181,24 @@ class Target(_Strict):
     upstream: str
     model: str
     context_window: int | None = Field(default=None, gt=0)
+    price: Price | None = None  # overrides the price table for this target (hosted only)
+
+    @property
+    def label(self) -> str:
+        """The bounded name used in headers, metrics, circuits and logs."""
+        return f"{self.upstream}/{self.model}"
+
+
+class Escalate(_Strict):
+    """Complexity routing, declared: a request that matches goes to another route's chain.
+
+    It matches when its estimated prompt has at least `min_prompt_tokens` tokens, or when
+    `tools` is true and the request declares tools. Escalation is one hop (the other route's
+    own `escalate` is not followed)."""
+
+    to: str = Field(min_length=1)
+    min_prompt_tokens: int | None = Field(default=None, gt=0)
+    tools: bool = False
 
 
 class Route(_Strict):
@@ -90,13 +207,115 @@ class Route(_Strict):
     model: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
     targets: list[Target] = Field(min_length=1)
+    escalate: Escalate | None = None
+
+
+def read_secret(env: str | None, file: str | None) -> str | None:
+    """A secret from the named env var, else from the mounted file; None when neither has it."""
+    if env:
+        value = os.environ.get(env, "").strip()
+        if value:
+            return value
+    if file:
+        path = Path(file)
+        if path.is_file():
+            return path.read_text().strip() or None
+    return None
+
+
+class ClientKey(_Strict):
+    """A key clients present to the gateway, with its policy. The key itself is read from an
+    env var or a mounted file, never written in the config."""
+
+    name: str | None = None  # shown in logs instead of the key
+    key_env: str | None = None
+    key_file: str | None = None
+    private: bool = False  # every request with this key is private (local targets only)
+
+    @model_validator(mode="after")
+    def _has_source(self) -> ClientKey:
+        if not self.key_env and not self.key_file:
+            raise ValueError("a client key needs `key_env` or `key_file`")
+        return self
+
+    def read(self) -> str | None:
+        return read_secret(self.key_env, self.key_file)
 
 
 class Server(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
-    api_keys_env: str | None = None
+    api_keys_env: str | None = None  # comma-separated keys with the default (non-private) policy
+    keys: list[ClientKey] = Field(default_factory=list)
+
+
+class Policy(_Strict):
+    """Failure-handling defaults for every upstream (each may override them)."""
+
+    fallback_on: list[FailureReason] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ON))
+    retry: Retry = Retry()
+    circuit: Circuit = Circuit()
+
+
+class CustomDetector(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9_]+$")  # a metric label: keep it short
+    pattern: str = Field(min_length=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class Privacy(_Strict):
+    """When a request is private: it may only go to `local` targets, or fail closed (503)."""
+
+    header: str = "x-serving-private"  # a request header; "true"/"1"/"yes" marks it private
+    detect: bool = True  # scan request text for personal data and secrets
+    detectors: list[str] = Field(default_factory=lambda: list(PII_DETECTORS))
+    custom: list[CustomDetector] = Field(default_factory=list)
+
+    @field_validator("detectors")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(PII_DETECTORS))
+        if unknown:
+            raise ValueError(f"unknown detectors {unknown} (known: {', '.join(PII_DETECTORS)})")
+        return value
+
+
+class Context(_Strict):
+    """Prompt-size routing: targets whose `context_window` cannot hold the prompt plus the
+    requested output are skipped before any attempt."""
+
+    enabled: bool = True
+    bytes_per_token: float = Field(default=3.5, gt=0)  # estimate = ceil(body bytes / this)
+    default_output_tokens: int = Field(default=256, ge=0)  # when the request sets no maximum
+    tokenize_upstream: str | None = None  # a local engine whose /tokenize counts exactly
+    tokenize_margin: float = Field(default=0.25, ge=0, le=1)  # count exactly only within this
+
+
+class Cost(_Strict):
+    prices: dict[str, Price] = Field(default_factory=dict)  # model name -> price; adds/overrides
+    local: LocalCost = LocalCost()
+
+
+class Admin(_Strict):
+    """The /admin router (circuit control for drills); absent unless enabled."""
+
+    enabled: bool = False
+    key_env: str | None = None
+    key_file: str | None = None
+
+    def read_key(self) -> str | None:
+        return read_secret(self.key_env, self.key_file)
 
 
 class Settings(_Strict):
@@ -105,6 +324,11 @@ class Settings(_Strict):
     server: Server = Server()
     upstreams: list[Upstream] = Field(min_length=1)
     routes: list[Route] = Field(min_length=1)
+    policy: Policy = Policy()
+    privacy: Privacy = Privacy()
+    context: Context = Context()
+    cost: Cost = Cost()
+    admin: Admin = Admin()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Settings:
@@ -125,10 +349,31 @@ class Settings(_Strict):
                 if name in seen:
                     raise ValueError(f"routes[{i}]: model name {name!r} is defined twice")
                 seen.add(name)
+        for i, route in enumerate(self.routes):
+            if route.escalate is not None and route.escalate.to not in {
+                r.model for r in self.routes if r is not route
+            }:
+                raise ValueError(
+                    f"routes[{i}].escalate.to: {route.escalate.to!r} is not another route's model"
+                )
+        tokenizer = self.context.tokenize_upstream
+        if tokenizer is not None and tokenizer not in known:
+            raise ValueError(f"context.tokenize_upstream: unknown upstream {tokenizer!r}")
+        if self.admin.enabled and not (self.admin.key_env or self.admin.key_file):
+            raise ValueError("admin.enabled needs admin.key_env or admin.key_file")
         return self
 
     def upstream(self, name: str) -> Upstream:
         return next(u for u in self.upstreams if u.name == name)
+
+    def retry_for(self, upstream: Upstream) -> Retry:
+        return upstream.retry or self.policy.retry
+
+    def circuit_for(self, upstream: Upstream) -> Circuit:
+        return upstream.circuit or self.policy.circuit
+
+    def fallback_on_for(self, upstream: Upstream) -> list[FailureReason]:
+        return upstream.fallback_on if upstream.fallback_on is not None else self.policy.fallback_on
 
     def route_for(self, model: str) -> Route | None:
         for route in self.routes:

@@ -20,6 +20,7 @@ from serving.gateway import canonical as c
 from serving.gateway.errors import (
     ContextWindowExceeded,
     GatewayError,
+    InvalidRequest,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -114,6 +115,10 @@ class UpstreamClient(abc.ABC):
     @abc.abstractmethod
     async def ready(self) -> bool: ...
 
+    async def count_tokens(self, req: c.ChatRequest, model: str) -> int:
+        """Input tokens of `req` as the target model counts them (chat template included)."""
+        raise InvalidRequest(f"upstream {self.name!r} cannot count tokens", upstream=self.name)
+
     async def aclose(self) -> None:
         await self.http.aclose()
 
@@ -137,6 +142,7 @@ _CONTEXT_MARKERS = (
     "prompt is too long",
     "context window",
     "too many tokens",
+    "exceeds the maximum number of tokens",  # Gemini
 )
 
 

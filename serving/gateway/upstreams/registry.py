@@ -5,11 +5,15 @@ from __future__ import annotations
 import httpx
 
 from serving.gateway.settings import Upstream
+from serving.gateway.upstreams.anthropic import AnthropicClient
 from serving.gateway.upstreams.base import UpstreamClient
+from serving.gateway.upstreams.gemini import GeminiClient
 from serving.gateway.upstreams.openai_compat import OpenAICompatClient
 
 _CLIENTS: dict[str, type[UpstreamClient]] = {
     "openai": OpenAICompatClient,
+    "anthropic": AnthropicClient,
+    "gemini": GeminiClient,
 }
 
 

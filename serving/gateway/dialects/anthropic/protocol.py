@@ -83,6 +83,17 @@ class Metadata(AnthropicModel):
     user_id: str | None = None
 
 
+class JSONSchemaOutput(AnthropicModel):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(AnthropicModel):
+    """Structured outputs: the reply must match `format.schema`."""
+
+    format: JSONSchemaOutput | None = None
+
+
 class MessagesRequest(AnthropicModel):
     model: str
     max_tokens: int = Field(ge=1)
@@ -95,6 +106,7 @@ class MessagesRequest(AnthropicModel):
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoiceParam | None = None
     metadata: Metadata | None = None
+    output_config: OutputConfig | None = None
     stream: bool | None = False
 
 

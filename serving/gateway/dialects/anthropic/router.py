@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from serving.gateway import canonical as c
+from serving.gateway.counting import count_tokens
 from serving.gateway.deps import GatewayDep, read_json, validate
 from serving.gateway.dialects.anthropic import protocol as p
 from serving.gateway.dialects.anthropic import stream as s
@@ -66,3 +67,13 @@ async def create_message(request: Request, gateway: GatewayDep) -> Response:
     assert isinstance(result, c.ChatResponse)
     acct.finish(outcome, outcome.route.model, 200, result.usage)
     return json_response(t.response_from_canonical(result, req.model), headers=headers)
+
+
+@router.post("/v1/messages/count_tokens")
+async def count_message_tokens(request: Request, gateway: GatewayDep) -> Response:
+    """`{"input_tokens": N}`, counted by the route's upstream with its own tokenizer."""
+    body, parsed = await read_json(request, gateway.settings.server.max_body_bytes)
+    req = validate(p.CountTokensRequest, parsed)
+    call = RawCall("/messages/count_tokens", body, parsed, False)
+    total = await count_tokens(gateway, t.count_request_to_canonical(req), call)
+    return json_response({"input_tokens": total}, headers={"request-id": request_id()})

@@ -119,9 +119,24 @@ def request_to_canonical(req: p.MessagesRequest) -> c.ChatRequest:
             top_k=req.top_k,
             stop=list(req.stop_sequences or []),
         ),
+        response_format=_response_format(req.output_config),
         stream=bool(req.stream),
         user=req.metadata.user_id if req.metadata else None,
     )
+
+
+def _response_format(config: p.OutputConfig | None) -> c.ResponseFormat | None:
+    if config is None or config.format is None:
+        return None
+    return c.ResponseFormat("json_schema", config.format.schema_)
+
+
+def count_request_to_canonical(req: p.CountTokensRequest) -> c.ChatRequest:
+    """A count_tokens body is a Messages body without the generation fields."""
+    body = req.model_dump(by_alias=True, exclude_none=True)
+    canonical = request_to_canonical(p.MessagesRequest.model_validate({**body, "max_tokens": 1}))
+    canonical.sampling.max_tokens = None  # validation needs one; counting has none
+    return canonical
 
 
 # ---- canonical -> upstream request -----------------------------------------------------------
@@ -196,9 +211,26 @@ def request_from_canonical(req: c.ChatRequest, model: str) -> dict[str, Any]:
         body["tool_choice"] = choice
     if req.user:
         body["metadata"] = {"user_id": req.user}
+    fmt = _output_format(req.response_format)
+    if fmt is not None:
+        body["output_config"] = {"format": fmt}
     if req.stream:
         body["stream"] = True
     return body
+
+
+def _output_format(fmt: c.ResponseFormat | None) -> dict[str, Any] | None:
+    """Structured output; plain JSON mode has no Messages form, so it becomes "any object"."""
+    if fmt is None or fmt.kind == "text":
+        return None
+    return {"type": "json_schema", "schema": fmt.schema or {"type": "object"}}
+
+
+def count_request_from_canonical(req: c.ChatRequest, model: str) -> dict[str, Any]:
+    """The body of `POST /v1/messages/count_tokens`: the message fields that cost input tokens."""
+    full = request_from_canonical(req, model)
+    keep = ("model", "messages", "system", "tools", "tool_choice")
+    return {k: full[k] for k in keep if k in full}
 
 
 def parse_args(arguments: str) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from starlette.responses import Response
 
 from serving.gateway import canonical as c
 from serving.gateway.deps import GatewayDep, read_json, validate
+from serving.gateway.dialects.anthropic.router import render_error as anthropic_render_error
+from serving.gateway.dialects.gemini import translate as gemini
 from serving.gateway.dialects.openai import protocol as p
 from serving.gateway.dialects.openai import stream as s
 from serving.gateway.dialects.openai import translate as t
@@ -80,16 +82,45 @@ async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
 
 @router.get("/v1/models")
 async def list_models(request: Request, gateway: GatewayDep) -> Response:
+    """The route names and aliases, in the shape of whichever SDK asks: `/v1/models` is shared
+    by OpenAI, Anthropic and (google-genai's default API version is v1) Gemini."""
     names = gateway.dispatcher.model_names()
+    if is_google(request):
+        return json_response({"models": [gemini.model_info(n) for n in names]})
     if "anthropic-version" in request.headers:  # the Anthropic SDK's models.list()
-        models: list[dict[str, object]] = [
-            {"type": "model", "id": n, "display_name": n, "created_at": "2024-01-01T00:00:00Z"}
-            for n in names
-        ]
+        models = [_anthropic_model(n) for n in names]
         return json_response(
             {"data": models, "has_more": False, "first_id": names[0], "last_id": names[-1]}
         )
-    data: list[dict[str, object]] = [
-        {"id": n, "object": "model", "created": 0, "owned_by": "serving"} for n in names
-    ]
-    return json_response({"object": "list", "data": data})
+    return json_response({"object": "list", "data": [_openai_model(n) for n in names]})
+
+
+@router.get("/v1/models/{name:path}")
+async def get_model(name: str, request: Request, gateway: GatewayDep) -> Response:
+    """One route name, in the asking SDK's shape. Errors on /v1/models/ paths are rendered in
+    Gemini's envelope (app.py), so a 404 here is rendered for the asker instead."""
+    model = name.removeprefix("models/")
+    try:
+        gateway.dispatcher.route(model)
+    except GatewayError as exc:
+        if is_google(request):
+            raise
+        anthropic = "anthropic-version" in request.headers
+        return anthropic_render_error(exc) if anthropic else render_error(exc)
+    if is_google(request):
+        return json_response(gemini.model_info(model))
+    if "anthropic-version" in request.headers:
+        return json_response(_anthropic_model(model))
+    return json_response(_openai_model(model))
+
+
+def is_google(request: Request) -> bool:
+    return "x-goog-api-key" in request.headers or "x-goog-api-client" in request.headers
+
+
+def _openai_model(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "serving"}
+
+
+def _anthropic_model(name: str) -> dict[str, object]:
+    return {"type": "model", "id": name, "display_name": name, "created_at": "2024-01-01T00:00:00Z"}

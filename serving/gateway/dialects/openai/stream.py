@@ -5,7 +5,6 @@ Both are pure state machines: no I/O, fed one item at a time.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -99,16 +98,6 @@ class ChunkDecoder:
             self.finished = True
             events.append(c.Finish(self._stop, self._usage))
         return events
-
-
-def decode_data(data: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise UpstreamError(f"upstream sent malformed stream data: {data[:80]!r}") from exc
-    if not isinstance(obj, dict):
-        raise UpstreamError("upstream sent a stream chunk that is not an object")
-    return obj
 
 
 class ChunkEncoder:

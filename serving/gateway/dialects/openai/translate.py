@@ -115,6 +115,10 @@ def request_to_canonical(req: p.ChatCompletionRequest) -> c.ChatRequest:
         raise InvalidRequest(
             "logprobs are only supported by OpenAI-compatible upstreams", param="logprobs"
         )
+    if req.logit_bias:
+        raise InvalidRequest(
+            "logit_bias is only supported by OpenAI-compatible upstreams", param="logit_bias"
+        )
     system: list[c.Text] = []
     messages: list[c.Message] = []
     for i, msg in enumerate(req.messages):

@@ -1,0 +1,51 @@
+"""Gemini (the Google AI `generateContent` API) as an upstream.
+
+`base_url` includes the API version, as the other dialects' base URLs do:
+`base_url: https://generativelanguage.googleapis.com/v1beta`. The model travels in the path
+(`/models/{model}:generateContent`), so a forwarded call has its path rebuilt for the target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serving.gateway import canonical as c
+from serving.gateway.dialects.gemini import stream as gem_stream
+from serving.gateway.dialects.gemini import translate as gem
+from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream, prime
+from serving.gateway.upstreams.http import HTTPUpstream, dumps
+
+
+class GeminiClient(HTTPUpstream):
+    dialect = "gemini"
+
+    def auth_headers(self, key: str | None) -> dict[str, str]:
+        return {"x-goog-api-key": key} if key else {}
+
+    async def complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
+        body = dumps(gem.request_from_canonical(req)).encode()
+        _, parsed, _ = await self.post_json(f"/models/{model}:generateContent", body)
+        return gem.response_to_canonical(parsed)
+
+    async def stream(self, req: c.ChatRequest, model: str) -> EventStream:
+        body = dumps(gem.request_from_canonical(req)).encode()
+        path = f"/models/{model}:streamGenerateContent?alt=sse"
+        return await prime(self.sse_events(path, body, gem_stream.ChunkDecoder()))
+
+    async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
+        method = call.path.rpartition(":")[2]
+        path = f"/models/{model}:{method}" + (f"?{call.query}" if call.query else "")
+        return await self.relay(path, call.body, call.stream)
+
+    def usage_of(self, body: dict[str, Any]) -> c.Usage:
+        return gem.usage_to_canonical(body.get("usageMetadata"))
+
+    async def count_tokens(self, req: c.ChatRequest, model: str) -> int:
+        """A whole generateContentRequest, so the system instruction and tools count too."""
+        inner = {"model": f"models/{model}", **gem.request_from_canonical(req)}
+        body = dumps({"generateContentRequest": inner}).encode()
+        _, parsed, _ = await self.post_json(f"/models/{model}:countTokens", body)
+        return self.int_field(parsed, "totalTokens", "countTokens")
+
+    async def ready(self) -> bool:
+        return await self.get_ok(self._urls[0] + "/models")

@@ -1,0 +1,254 @@
+"""HTTP plumbing every upstream client shares: the endpoint pool, the first-byte and total
+timeouts, error mapping at the boundary, SSE decoding into canonical events, and the byte relay
+for same-dialect streams.
+
+A dialect's client only says which headers authenticate it, which paths it posts to and how its
+bodies translate; everything that can fail on the wire fails here, as a `GatewayError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import httpx
+
+from serving.gateway import canonical as c
+from serving.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from serving.gateway.settings import Upstream as UpstreamConfig
+from serving.gateway.sse import iter_events
+from serving.gateway.upstreams.base import (
+    RawCall,
+    RawResponse,
+    RawStream,
+    UpstreamClient,
+    error_from_response,
+    map_transport_error,
+)
+from serving.gateway.upstreams.health import PoolHealth
+
+
+class StreamDecoder(Protocol):
+    """A dialect's upstream stream decoder: one parsed `data:` object in, canonical events out."""
+
+    def feed(self, data: dict[str, Any]) -> list[c.StreamEvent]: ...
+
+    def done(self) -> list[c.StreamEvent]: ...
+
+
+class HTTPUpstream(UpstreamClient):
+    """A pool of one or more endpoints of one upstream.
+
+    Each request goes to the endpoint with the fewest requests in flight (least outstanding
+    requests), which keeps a slow engine from queueing more work.
+    """
+
+    def __init__(self, config: UpstreamConfig, http: httpx.AsyncClient) -> None:
+        super().__init__(config, http)
+        self._urls = config.urls
+        self._inflight = [0] * len(self._urls)
+        self._headers = self.auth_headers(config.api_key())
+        self._timeouts = config.timeouts
+        self.health: PoolHealth | None = None  # set by the gateway when the pool is checked
+
+    def auth_headers(self, key: str | None) -> dict[str, str]:
+        """Headers sent on every request; the default is a bearer token when a key is set."""
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    def _pick(self) -> int:
+        """Fewest in flight among healthy endpoints (all of them when none is known healthy)."""
+        ids: list[int] | range = range(len(self._urls))
+        if self.health is not None and self.health.any_healthy():
+            ids = [i for i in ids if self.health.healthy[i]]
+        return min(ids, key=self._inflight.__getitem__)
+
+    @asynccontextmanager
+    async def _open(
+        self, url_path: str, body: bytes, *, root: bool = False
+    ) -> AsyncIterator[httpx.Response]:
+        """POST and yield the response once its headers arrived and its status is 2xx.
+
+        `url_path` is relative to the base URL, or to the server root when `root` is set (vLLM
+        serves /tokenize beside /v1, not under it).
+        """
+        i = self._pick()
+        self._inflight[i] += 1
+        base = self._urls[i].removesuffix("/v1") if root else self._urls[i]
+        headers = {**self._headers, "content-type": "application/json"}
+        request = self.http.build_request("POST", base + url_path, content=body, headers=headers)
+        response: httpx.Response | None = None
+        try:
+            try:
+                async with asyncio.timeout(self._timeouts.first_byte):
+                    response = await self.http.send(request, stream=True)
+            except TimeoutError as exc:
+                wait = self._timeouts.first_byte
+                raise UpstreamTimeout(
+                    f"upstream {self.name!r} sent no response within {wait:g}s",
+                    upstream=self.name,
+                ) from exc
+            except httpx.HTTPError as exc:
+                if self.health is not None and isinstance(exc, httpx.ConnectError):
+                    self.health.connection_failed(i)
+                raise map_transport_error(exc, self.name) from exc
+            if response.status_code >= 300:
+                raw = await self._read(response)
+                raise error_from_response(response.status_code, raw, response.headers, self.name)
+            yield response
+        finally:
+            self._inflight[i] -= 1
+            if response is not None:
+                await response.aclose()
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        try:
+            return await response.aread()
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name) from exc
+
+    async def post_json(
+        self, url_path: str, body: bytes, *, root: bool = False
+    ) -> tuple[bytes, dict[str, Any], str]:
+        """POST a JSON body; the raw answer, its parsed object and its content type."""
+        try:
+            async with asyncio.timeout(self._timeouts.total):
+                async with self._open(url_path, body, root=root) as response:
+                    raw = await self._read(response)
+                    ctype = response.headers.get("content-type", "")
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"upstream {self.name!r} timed out", upstream=self.name) from exc
+        if "json" not in ctype:
+            raise UpstreamError(f"upstream {self.name!r} answered with content type {ctype!r}")
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise UpstreamError(f"upstream {self.name!r} sent malformed JSON") from exc
+        if not isinstance(parsed, dict):
+            raise UpstreamError(f"upstream {self.name!r} sent JSON that is not an object")
+        return raw, parsed, ctype
+
+    async def sse_events(
+        self, url_path: str, body: bytes, decoder: StreamDecoder
+    ) -> AsyncIterator[c.StreamEvent]:
+        """Canonical events from an upstream SSE stream; a break becomes a final `Failure`."""
+        try:
+            async with self._open(url_path, body) as response:
+                check_stream_type(response, self.name)
+                async for sse in iter_events(self._chunks(response)):
+                    if sse.data == "[DONE]":
+                        break
+                    for event in decoder.feed(decode_data(sse.data)):
+                        yield event
+                        if isinstance(event, c.Failure):
+                            return
+        except GatewayError as exc:
+            yield c.Failure(exc)
+            return
+        for event in decoder.done():
+            yield event
+
+    async def _chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name) from exc
+
+    async def forward_stream(self, url_path: str, body: bytes) -> RawStream:
+        """Relay a same-dialect stream byte for byte, once its first chunk has arrived."""
+        cm = self._open(url_path, body)
+        response = await cm.__aenter__()
+        try:
+            check_stream_type(response, self.name)
+            chunks = self._chunks(response)
+            first = await anext(chunks)
+            check_first_frame(first, self.name)
+        except BaseException as exc:
+            await cm.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, StopAsyncIteration):
+                raise UpstreamError(f"upstream {self.name!r} sent an empty stream") from exc
+            raise
+
+        async def rest() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await cm.__aexit__(None, None, None)
+
+        return RawStream(first, rest(), response)
+
+    async def relay(self, url_path: str, body: bytes, stream: bool) -> RawResponse | RawStream:
+        """A same-dialect call: the answer's bytes, or its stream, as the upstream sent them."""
+        if not stream:
+            raw, parsed, ctype = await self.post_json(url_path, body)
+            return RawResponse(200, raw, ctype, self.usage_of(parsed))
+        return await self.forward_stream(url_path, body)
+
+    def usage_of(self, body: dict[str, Any]) -> c.Usage:
+        """Token usage in a same-dialect answer body (for metrics); dialects override it."""
+        return c.Usage()
+
+    def int_field(self, body: dict[str, Any], key: str, what: str) -> int:
+        """An integer the upstream must answer with, e.g. a token count."""
+        value = body.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise UpstreamError(f"upstream {self.name!r} answered {what} without {key!r}")
+        return value
+
+    async def get_ok(self, url: str) -> bool:
+        """Readiness probe: a GET that answers 2xx within two seconds."""
+        try:
+            response = await self.http.get(url, headers=self._headers, timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code < 300
+
+
+def with_model(call: RawCall, model: str) -> bytes:
+    """The client's body, byte for byte unless the target's model name differs."""
+    if call.parsed.get("model") == model:
+        return call.body
+    return dumps({**call.parsed, "model": model}).encode()
+
+
+def check_stream_type(response: httpx.Response, name: str) -> None:
+    ctype = response.headers.get("content-type", "")
+    if "text/event-stream" not in ctype:
+        raise UpstreamError(f"upstream {name!r} answered a stream request with {ctype!r}")
+
+
+def check_first_frame(first: bytes, name: str) -> None:
+    """A relayed stream's first frame must carry JSON (or `[DONE]`): this is the last moment a
+    garbled stream can still fail over instead of reaching the client. Only a complete first
+    frame is checked, and only its `data:` lines; later frames are relayed as they come."""
+    end = first.find(b"\n\n")
+    if end < 0:
+        end = first.find(b"\r\n\r\n")
+    if end < 0:
+        return
+    data = [line[5:].strip() for line in first[:end].splitlines() if line.startswith(b"data:")]
+    payload = b"\n".join(data)
+    if not payload or payload == b"[DONE]":
+        return
+    try:
+        json.loads(payload)
+    except ValueError as exc:
+        raise UpstreamError(f"upstream {name!r} sent malformed stream data") from exc
+
+
+def decode_data(data: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise UpstreamError(f"upstream sent malformed stream data: {data[:80]!r}") from exc
+    if not isinstance(obj, dict):
+        raise UpstreamError("upstream sent a stream chunk that is not an object")
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
