@@ -43,8 +43,7 @@ def test_metrics_count_requests_tokens_and_fallbacks(gateway: GatewayUnderTest) 
     target = 'target="fake/upstream-model"'
     assert (
         "serving_requests_total"
-        f'{{dialect="anthropic",route="with-fallback",status="200",{target}}} 1.0'
-        in text
+        f'{{dialect="anthropic",route="with-fallback",status="200",{target}}} 1.0' in text
     )
     assert f'serving_tokens_total{{direction="input",route="with-fallback",{target}}} 5.0' in text
     assert f'serving_tokens_total{{direction="output",route="with-fallback",{target}}} 2.0' in text
