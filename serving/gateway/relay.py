@@ -101,13 +101,17 @@ def relay_raw(
 
     async def body() -> AsyncIterator[bytes]:
         status = 200
-        finished = grammar.done_marker in result.first
+        marker = grammar.done_marker
+        finished = marker in result.first
+        # the marker may straddle two network chunks: keep the bytes that could start it
+        tail = result.first[-(len(marker) - 1) :]
         try:
             acct.first_byte(route)
             yield result.first
             async for chunk in result.rest:
-                if grammar.done_marker in chunk:
-                    finished = True
+                if not finished:
+                    finished = marker in tail + chunk
+                    tail = (tail + chunk)[-(len(marker) - 1) :]
                 yield chunk
             if not finished:
                 raise UpstreamError("upstream stream ended before it finished")
