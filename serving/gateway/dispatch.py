@@ -150,6 +150,9 @@ class Dispatcher:
         plan = await self.planner.plan(route, call, canonical.get)
         failures = list(plan.skipped)
         for target in plan.targets:
+            if call.native_only and self._upstreams[target.upstream].dialect != dialect:
+                failures.append(Failure(target.label, "dialect", None))
+                continue
             breaker = self.circuits[target.label]
             skip = self._unavailable(target, breaker)
             if skip is not None:

@@ -162,10 +162,31 @@ def test_completions_and_embeddings_need_an_openai_compatible_upstream(
     matrix: Matrix, upstream: str
 ) -> None:
     client = _oai(matrix)
-    with pytest.raises(openai.BadRequestError, match="only served by OpenAI-compatible"):
+    matrix.fakes[upstream].requests.clear()
+    with pytest.raises(openai.BadRequestError, match="speak the client's own API"):
         client.completions.create(model=f"via-{upstream}", prompt="x")
-    with pytest.raises(openai.BadRequestError, match="only served by OpenAI-compatible"):
+    with pytest.raises(openai.BadRequestError, match="speak the client's own API"):
         client.embeddings.create(model=f"via-{upstream}", input="x")
+    assert matrix.fakes[upstream].requests == []
+
+
+def test_embeddings_skip_targets_of_another_dialect(matrix: Matrix) -> None:
+    matrix.fakes["anthropic"].requests.clear()
+    fake = matrix.fakes["openai"]
+    fake.script(
+        Reply.json(
+            {
+                "object": "list",
+                "model": "m",
+                "data": [{"object": "embedding", "index": 0, "embedding": [1.0]}],
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            }
+        )
+    )
+    raw = _oai(matrix).embeddings.with_raw_response.create(model="mixed", input="hi")
+    assert raw.parse().data[0].embedding == [1.0]
+    assert raw.headers["x-serving-target"] == "openai/openai-upstream-model"
+    assert matrix.fakes["anthropic"].requests == []
 
 
 # ---- Gemini paths ----------------------------------------------------------------------------
@@ -228,6 +249,7 @@ def test_gemini_models_list_and_get(matrix: Matrix, api_version: str) -> None:
         "models/via-anthropic",
         "models/via-gemini",
         "models/dead",
+        "models/mixed",
     ]
     model = client.models.get(model="via-gemini")
     assert model.name == "models/via-gemini"

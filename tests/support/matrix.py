@@ -65,6 +65,16 @@ def matrix_settings(urls: dict[str, str], dead_port: int) -> Settings:
         for d in DIALECTS
     ]
     routes.append({"model": "dead", "targets": [{"upstream": "dead", "model": "m"}]})
+    # a chain whose first target cannot take a body that has no canonical form (embeddings)
+    routes.append(
+        {
+            "model": "mixed",
+            "targets": [
+                {"upstream": "anthropic", "model": "anthropic-upstream-model"},
+                {"upstream": "openai", "model": "openai-upstream-model"},
+            ],
+        }
+    )
     server = {"api_keys_env": "MATRIX_CLIENT_KEYS", "max_body_bytes": MAX_BODY}
     # No retries and no breakers: each scripted failure is seen once, and never trips a circuit
     # that would turn the next test's request away.

@@ -14,6 +14,7 @@ from serving.gateway.errors import (
     AuthenticationFailed,
     ContextWindowExceeded,
     GatewayError,
+    InvalidRequest,
     NoHealthyTarget,
     NotFound,
     Overloaded,
@@ -74,6 +75,12 @@ def final_error(route: str, failures: list[Failure], private: bool) -> GatewayEr
         return PrivacyBlocked(
             f"this request is private and no local target of {route!r} could serve it"
             f" ({summary or 'the route has no local target'}); no hosted target was contacted"
+        )
+    if failures and all(f.reason == "dialect" for f in failures):
+        return InvalidRequest(
+            f"this endpoint is only served by {route!r} targets that speak the client's own API,"
+            f" and it has none: {summary}",
+            param="model",
         )
     if failures and all(f.reason == "context_window" for f in failures):
         return ContextWindowExceeded(

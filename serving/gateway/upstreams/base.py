@@ -38,6 +38,7 @@ class RawCall:
     parsed: dict[str, Any]
     stream: bool
     query: str = ""  # raw query string without "?", e.g. "alt=sse"
+    native_only: bool = False  # no canonical form (e.g. embeddings): same-dialect targets only
 
 
 @dataclass(slots=True)

@@ -46,7 +46,7 @@ async def _relay(request: Request, gateway: Gateway, path: str) -> Response:
             param="model",
         )
 
-    call = RawCall(path, body, parsed, stream)
+    call = RawCall(path, body, parsed, stream, native_only=True)
     outcome = await gateway.dispatcher.dispatch("openai", model, call, no_canonical_form)
     if not isinstance(outcome.result, RawResponse | RawStream):
         raise UpstreamError(f"/v1{path} got a chat result from {outcome.target.upstream!r}")
