@@ -55,6 +55,8 @@ def run_gateway(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every upstream request at INFO: noise, and a cost on every request's path
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     app = create_app(settings)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
