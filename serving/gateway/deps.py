@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from serving.gateway.errors import AuthenticationFailed, InvalidRequest, RequestTooLarge
+from serving.gateway.policy.caller import presented_key
 from serving.gateway.runtime import Gateway
 
 M = TypeVar("M", bound=BaseModel)
@@ -16,17 +17,13 @@ M = TypeVar("M", bound=BaseModel)
 
 def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
-    if gateway.api_keys and _presented_key(request) not in gateway.api_keys:
+    if (
+        gateway.api_keys
+        and presented_key(request.headers, request.scope.get("query_string", b""))
+        not in gateway.api_keys
+    ):
         raise AuthenticationFailed("invalid or missing API key")
     return gateway
-
-
-def _presented_key(request: Request) -> str | None:
-    h = request.headers
-    auth = h.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return h.get("x-api-key") or h.get("x-goog-api-key") or request.query_params.get("key")
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]

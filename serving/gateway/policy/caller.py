@@ -24,7 +24,8 @@ class Caller:
 
 
 def presented_key(headers: Headers, query: bytes) -> str | None:
-    """The client's key as each dialect's SDK sends it (same rules as deps.get_gateway)."""
+    """The client's key as each dialect's SDK sends it: bearer token, `x-api-key`,
+    `x-goog-api-key`, or Gemini's `?key=` query parameter."""
     auth = headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
