@@ -65,6 +65,11 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 bench: $(STAMP) ## Gateway overhead benchmark against a fake upstream (writes reports/)
 	$(PY) scripts/bench_gateway.py
 
+.PHONY: bench-litellm
+bench-litellm: $(STAMP) ## The same benchmark side by side with the LiteLLM proxy (in .venv-litellm)
+	bash scripts/setup-litellm-venv.sh $(PYTHON) .venv-litellm
+	$(PY) scripts/bench_gateway.py --requests 1000 --litellm .venv-litellm
+
 # GPU profiles: GPUs are detected with nvidia-smi; override with GPU=h100 COUNT=4.
 GPU   ?=
 COUNT ?=
