@@ -20,11 +20,16 @@ from serving.gateway import canonical as c
 from serving.gateway.dispatch import Outcome
 from serving.gateway.errors import GatewayError, UpstreamError
 from serving.gateway.metrics import Metrics
+from serving.gateway.sse import SSEDecoder
 from serving.gateway.upstreams.base import EventStream, RawResponse, RawStream
 
 log = logging.getLogger("serving.gateway.relay")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+# Updates the running usage from one decoded stream event that mentions usage.
+UsageReader = Callable[[dict[str, Any], c.Usage], None]
 
 
 @dataclass(slots=True)
@@ -33,6 +38,37 @@ class StreamGrammar:
 
     done_marker: bytes  # present in a same-dialect stream that finished cleanly
     error_frame: Callable[[Exception], bytes]
+    read_usage: UsageReader | None = None
+    usage_key: str = '"usage"'  # only events whose data contain this are parsed
+
+
+class UsageTap:
+    """Reads usage out of relayed bytes for metrics and cost, without touching what is sent:
+    frames are split as they pass, and only the few that mention usage are parsed."""
+
+    __slots__ = ("_decoder", "_grammar", "seen", "usage")
+
+    def __init__(self, grammar: StreamGrammar) -> None:
+        self._decoder = SSEDecoder()
+        self._grammar = grammar
+        self.usage = c.Usage()
+        self.seen = False
+
+    def feed(self, chunk: bytes) -> None:
+        read = self._grammar.read_usage
+        if read is None:
+            return
+        for event in self._decoder.feed(chunk):
+            if self._grammar.usage_key not in event.data:
+                continue
+            try:
+                data = json.loads(event.data)
+            except ValueError:
+                log.debug("relayed stream event with usage is not JSON; usage not counted")
+                continue
+            if isinstance(data, dict):
+                read(data, self.usage)
+                self.seen = True
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -105,6 +141,8 @@ def relay_raw(
         finished = marker in result.first
         # the marker may straddle two network chunks: keep the bytes that could start it
         tail = result.first[-(len(marker) - 1) :]
+        tap = UsageTap(grammar)
+        tap.feed(result.first)
         try:
             acct.first_byte(route)
             yield result.first
@@ -112,6 +150,7 @@ def relay_raw(
                 if not finished:
                     finished = marker in tail + chunk
                     tail = (tail + chunk)[-(len(marker) - 1) :]
+                tap.feed(chunk)
                 yield chunk
             if not finished:
                 raise UpstreamError("upstream stream ended before it finished")
@@ -121,7 +160,7 @@ def relay_raw(
             yield grammar.error_frame(exc)
         finally:
             await result.aclose()
-            acct.finish(outcome, route, status, None)
+            acct.finish(outcome, route, status, tap.usage if tap.seen else None)
 
     return StreamingResponse(
         body(), headers={**SSE_HEADERS, **headers}, media_type=result.content_type

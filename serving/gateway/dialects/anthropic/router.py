@@ -27,7 +27,7 @@ from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, Ra
 
 router = APIRouter()
 
-GRAMMAR = StreamGrammar(done_marker=b"message_stop", error_frame=s.error_event)
+GRAMMAR = StreamGrammar(b"message_stop", s.error_event, read_usage=s.read_usage)
 
 
 def render_error(exc: GatewayError) -> Response:

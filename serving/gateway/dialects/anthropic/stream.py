@@ -212,3 +212,21 @@ class EventDecoder:
         if self.finished:
             return []
         return [c.Failure(UpstreamError("upstream stream ended before message_stop"))]
+
+
+def read_usage(event: dict[str, Any], usage: c.Usage) -> None:
+    """Usage from a relayed Messages stream: input in `message_start`, cumulative counts in
+    `message_delta` (the last one wins)."""
+    if event.get("type") == "message_start":
+        found = usage_to_canonical((event.get("message") or {}).get("usage"))
+        usage.input_tokens = found.input_tokens
+        usage.cached_input_tokens = found.cached_input_tokens
+        usage.output_tokens = found.output_tokens
+    elif event.get("type") == "message_delta":
+        delta = event.get("usage") or {}
+        if delta.get("output_tokens") is not None:
+            usage.output_tokens = int(delta["output_tokens"])
+        if delta.get("input_tokens") is not None:
+            found = usage_to_canonical(delta)
+            usage.input_tokens = found.input_tokens
+            usage.cached_input_tokens = found.cached_input_tokens

@@ -28,7 +28,9 @@ from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, Ra
 
 router = APIRouter()
 
-GRAMMAR = StreamGrammar(done_marker=s.DONE_MARKER, error_frame=s.error_frame)
+GRAMMAR = StreamGrammar(
+    s.DONE_MARKER, s.error_frame, read_usage=s.read_usage, usage_key='"usageMetadata"'
+)
 
 _METHODS = t.METHODS
 

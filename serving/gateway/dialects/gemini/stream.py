@@ -184,3 +184,12 @@ class ChunkDecoder:
         else:
             events.append(c.Finish(stop_from_finish(self._reason, self._called), self._usage))
         return events
+
+
+def read_usage(event: dict[str, Any], usage: c.Usage) -> None:
+    """Usage from a relayed Gemini stream: each chunk may carry the running totals."""
+    if event.get("usageMetadata"):
+        found = usage_to_canonical(event["usageMetadata"])
+        usage.input_tokens = found.input_tokens
+        usage.output_tokens = found.output_tokens
+        usage.cached_input_tokens = found.cached_input_tokens

@@ -27,7 +27,7 @@ from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, Ra
 
 router = APIRouter()
 
-GRAMMAR = StreamGrammar(done_marker=b"[DONE]", error_frame=s.error_frame)
+GRAMMAR = StreamGrammar(b"[DONE]", s.error_frame, read_usage=s.read_usage)
 
 _TYPES = {
     400: "invalid_request_error",

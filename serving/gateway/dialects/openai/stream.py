@@ -160,3 +160,12 @@ def error_frame(error: Exception) -> bytes:
     code = error.status if isinstance(error, GatewayError) else 500
     body = {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
     return data_frame(dumps(body))
+
+
+def read_usage(event: dict[str, Any], usage: c.Usage) -> None:
+    """A relayed stream's usage chunk (`stream_options.include_usage`) for metrics and cost."""
+    if event.get("usage"):
+        found = usage_to_canonical(event["usage"])
+        usage.input_tokens = found.input_tokens
+        usage.output_tokens = found.output_tokens
+        usage.cached_input_tokens = found.cached_input_tokens
