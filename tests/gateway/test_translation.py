@@ -20,6 +20,7 @@ from serving.gateway.dialects.openai import protocol as op
 from serving.gateway.dialects.openai import stream as ostream
 from serving.gateway.dialects.openai import translate as ot
 from serving.gateway.sse import SSEDecoder
+from tests.support import golden
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -95,19 +96,10 @@ KINDS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _cases() -> list[Path]:
-    cases = sorted(GOLDEN.glob("*.json"))
-    assert cases, f"no golden cases found in {GOLDEN}"
-    return cases
-
-
-@pytest.mark.parametrize("path", _cases(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", golden.cases(GOLDEN), ids=lambda p: p.stem)
 def test_golden(path: Path) -> None:
-    case = json.loads(path.read_text())
-    convert = KINDS[case["kind"]]
-    assert convert(case["input"]) == case["expected"]
+    golden.check(path, KINDS)
 
 
 def test_every_kind_has_a_golden_case() -> None:
-    used = {json.loads(p.read_text())["kind"] for p in _cases()}
-    assert used == set(KINDS)
+    golden.check_every_kind_used(GOLDEN, KINDS)
