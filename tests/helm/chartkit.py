@@ -25,6 +25,8 @@ EXAMPLES = CHART / "examples"
 RELEASE = "rel"
 NAMESPACE = "serving"
 FULLNAME = f"{RELEASE}-serving"
+PROFILES = CHART / "files" / "profiles.yaml"
+GIB = 1 << 30
 
 Obj = dict[str, Any]
 
@@ -177,3 +179,15 @@ def arg_value(args: list[str], flag: str) -> str | None:
         i = args.index(flag)
         return args[i + 1]
     return None
+
+
+def chart_profiles() -> dict[str, Obj]:
+    """The chart's (generated) profile file."""
+    loaded = yaml.safe_load(PROFILES.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def env_of(container: Obj) -> dict[str, Obj]:
+    """A container's env entries by name."""
+    return {e["name"]: e for e in container.get("env", [])}

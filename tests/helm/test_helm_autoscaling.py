@@ -8,6 +8,7 @@ from tests.helm.chartkit import FULLNAME, NAMESPACE, Renderer
 
 MISTRAL = f"{FULLNAME}-mistral-7b"
 MIXTRAL = f"{FULLNAME}-mixtral"
+SCRAPED = {"kind": "ServiceMonitor"}
 
 
 def test_keda_scaled_object_scales_to_zero(chart: Renderer) -> None:
@@ -46,6 +47,7 @@ def test_keda_without_scale_to_zero_has_no_wake_trigger(chart: Renderer) -> None
             }
         ],
         "weightsCache": {"mode": "shared"},
+        "monitoring": SCRAPED,
     }
     scaled = chart.render(values=values).one("ScaledObject", f"{FULLNAME}-m")
     assert scaled["spec"]["minReplicaCount"] == 1
@@ -79,7 +81,8 @@ def test_multinode_autoscaling_targets_the_leaderworkerset(chart: Renderer) -> N
                 "variant": "bf16",
                 "autoscaling": {"enabled": True, "maxReplicas": 2},
             }
-        ]
+        ],
+        "monitoring": SCRAPED,
     }
     rendered = chart.render("llama-3.1-405b-bf16-multinode.yaml", values=values)
     ref = rendered.one("ScaledObject", f"{FULLNAME}-big")["spec"]["scaleTargetRef"]

@@ -13,9 +13,11 @@ from serving.catalog.profiles import Precision, get_profile
 from serving.engine.launcher import build_gpu_command
 from tests.helm.chartkit import (
     FULLNAME,
+    GIB,
     Obj,
     Renderer,
     arg_value,
+    chart_profiles,
     engine_workloads,
     example_files,
     pod_specs,
@@ -145,13 +147,13 @@ def _flags(argv: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 @pytest.mark.parametrize("example", [*sorted(EXPECTED), None], ids=lambda e: e or "70b-fp8")
 def test_engine_command_matches_the_launcher(chart: Renderer, example: str | None) -> None:
-    """The chart runs the same vLLM flags as `serving launch` for the same plan (except where
-    it listens, and the revision, which the chart pins only when asked)."""
+    """The chart runs the same vLLM flags as `serving launch` for the same plan (except where it
+    listens)."""
     workload, want = _planned(example, chart)
     profile = get_profile(want.profile)
     result = plan(profile, "h100", want.gpus_per_pod, nodes=want.nodes, precision=want.precision)
     spec = build_gpu_command(profile, result, python="python3", host="0.0.0.0", port=8000)
-    ignored = {"--revision", "--gpu-memory-utilization"}
+    ignored = {"--gpu-memory-utilization"}
     chart_flags = {k: v for k, v in _flags(_server_args(workload)).items() if k not in ignored}
     launcher_flags = {k: v for k, v in _flags(spec.argv).items() if k not in ignored}
     assert chart_flags == launcher_flags
@@ -205,8 +207,11 @@ def test_probes_all_use_health(chart: Renderer, example: str) -> None:
         container = _container(spec)
         probes = ("startupProbe", "readinessProbe", "livenessProbe")
         if role == "worker":
-            assert not any(p in container for p in probes)
-            assert "ports" not in container
+            # Ray workers serve nothing: liveness follows the Ray head, readiness the leader's
+            # vLLM, and no startup probe (an init container waits for the head instead).
+            assert "ports" not in container and "startupProbe" not in container
+            assert "ray health-check" in container["livenessProbe"]["exec"]["command"][-1]
+            assert ":8000/health" in container["readinessProbe"]["exec"]["command"][-1]
             continue
         for probe in probes:
             assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
@@ -274,7 +279,10 @@ def test_mistral_uses_its_own_tokenizer_and_format(chart: Renderer) -> None:
 def test_weights_cache_per_model_claim(chart: Renderer) -> None:
     rendered = chart.render("llama-3.1-70b.yaml")
     pvc = rendered.one("PersistentVolumeClaim", f"{FULLNAME}-llama-70b-weights")
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "200Gi"
+    size = pvc["spec"]["resources"]["requests"]["storage"]
+    assert size == chart_profiles()["llama-3.1-70b"]["cacheSize"]
+    # Room for the BF16 checkpoint (70.6 B parameters x 2 bytes) and a partial second download.
+    assert int(size.removesuffix("Gi")) * GIB > 70.6e9 * 2 * 1.1
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     spec = rendered.one("Deployment", f"{FULLNAME}-llama-70b")["spec"]["template"]["spec"]
     weights = next(v for v in spec["volumes"] if v["name"] == "weights")

@@ -86,8 +86,8 @@ def test_deny_egress_with_dns_and_mirror(chart: Renderer) -> None:
 
 
 def test_deny_egress_alone_denies_everything(chart: Renderer) -> None:
-    rendered = chart.render(values={"networkPolicy": {"engines": {"denyEgress": True}}})
-    spec = _policy(rendered, f"{FULLNAME}-llama-8b")["spec"]
+    values = {"networkPolicy": {"engines": {"denyEgress": True}}, "weightsCache": {"fetch": "none"}}
+    spec = _policy(chart.render(values=values), f"{FULLNAME}-llama-8b")["spec"]
     assert "Egress" in spec["policyTypes"]
     assert spec["egress"] == []
 
@@ -98,7 +98,10 @@ def test_egress_is_open_by_default(chart: Renderer) -> None:
 
 
 def test_multinode_group_reaches_itself(chart: Renderer) -> None:
-    values = {"networkPolicy": {"engines": {"denyEgress": True}}}
+    values = {
+        "networkPolicy": {"engines": {"denyEgress": True}},
+        "weightsCache": {"fetch": "none"},
+    }
     rendered = chart.render("llama-3.1-405b-bf16-multinode.yaml", values=values)
     pods = _pod_labels(rendered)
     spec = _policy(rendered, f"{FULLNAME}-llama-405b-bf16")["spec"]

@@ -82,6 +82,7 @@ def test_scale_to_zero_with_a_fallback_renders(chart: Renderer) -> None:
             )
         ],
         "gateway": HOSTED,
+        "monitoring": {"kind": "ServiceMonitor"},
     }
     rendered = chart.render(values=values)
     assert rendered.all("ScaledObject")[0]["spec"]["minReplicaCount"] == 0

@@ -119,3 +119,12 @@ app.kubernetes.io/part-of: serving
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* Pod annotations for annotation-based Prometheus discovery (monitoring.kind annotations). */}}
+{{- define "serving.scrapeAnnotations" -}}
+{{- if eq .root.Values.monitoring.kind "annotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end -}}
+{{- end -}}

@@ -15,7 +15,7 @@ Templates call "serving.models", which validates every entry first (serving.vali
 {{/* Resolve one model: (dict "root" $ "model" $entry "profiles" $profiles) -> YAML map. */}}
 {{- define "serving.resolveModel" -}}
 {{- $m := .model -}}
-{{- $spec := dict "tensorParallel" 1 "pipelineParallel" 1 "nodes" 1 "dtype" "auto" "quantization" "" "kvCacheDtype" "auto" "gpuMemoryUtilization" 0.9 "toolCallParser" "" "chatTemplate" "" "tokenizerMode" "auto" "cacheSize" "50Gi" "shmSize" "8Gi" "gpuProducts" (list) "resources" (dict) "extraArgs" (list) "extraEnv" (list) "aliases" (list) "fallbacks" (list) "revision" "" "route" true "replicas" 1 "maxModelLen" 8192 "startupProbe" (dict "periodSeconds" 10 "failureThreshold" 60) -}}
+{{- $spec := dict "tensorParallel" 1 "pipelineParallel" 1 "nodes" 1 "dtype" "auto" "quantization" "" "kvCacheDtype" "auto" "gpuMemoryUtilization" 0.9 "maxNumSeqs" 0 "maxNumBatchedTokens" 0 "enforceEager" false "toolCallParser" "" "chatTemplate" "" "tokenizerMode" "auto" "configFormat" "auto" "loadFormat" "auto" "engineArgs" (list) "env" (dict) "gated" false "serverModule" "vllm.entrypoints.openai.api_server" "weightPatterns" (list "*.safetensors" "*.json" "tokenizer*" "*.jinja") "cacheSize" "50Gi" "shmSize" "8Gi" "gpuProducts" (list) "resources" (dict) "extraArgs" (list) "extraEnv" (list) "aliases" (list) "fallbacks" (list) "revision" "" "route" true "replicas" 1 "maxModelLen" 8192 "startupProbe" (dict "periodSeconds" 10 "failureThreshold" 60) -}}
 {{- if and $m.profile (hasKey .profiles $m.profile) -}}
 {{- $profile := get .profiles $m.profile -}}
 {{- range $k, $v := $profile -}}

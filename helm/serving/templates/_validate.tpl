@@ -84,6 +84,27 @@ so no template ever renders half-valid values.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if $as.enabled -}}
+{{- if eq (toString $.Values.monitoring.kind) "none" -}}
+{{- $errs = append $errs (printf "%s: autoscaling (%s) scales on vllm:num_requests_waiting from Prometheus, but monitoring.kind is none, so nothing scrapes the engines and the autoscaler never sees a metric: set monitoring.kind ServiceMonitor or PodMonitor (Prometheus operator) or annotations (prometheus.io/scrape discovery)" $where (toString $as.kind)) -}}
+{{- end -}}
+{{- if and (eq (toString $as.kind) "keda") (not $as.prometheusAddress) -}}
+{{- $errs = append $errs (printf "%s: autoscaling.prometheusAddress is empty: KEDA's triggers need the URL of the Prometheus that scrapes this release" $where) -}}
+{{- end -}}
+{{- if and (eq (int $as.minReplicas) 0) (not $.Values.gateway.enabled) -}}
+{{- $errs = append $errs (printf "%s: scale to zero wakes the engine on the gateway's serving_fallbacks_total, but gateway.enabled is false" $where) -}}
+{{- end -}}
+{{- end -}}
+{{- $fetch := $raw.weightsFetch | default $cache.fetch -}}
+{{- if not (has $fetch (list "engine" "prefetch" "none")) -}}
+{{- $errs = append $errs (printf "%s: weightsFetch must be engine, prefetch or none (got %q)" $where $fetch) -}}
+{{- end -}}
+{{- if and $m.gated (ne $fetch "none") (not $.Values.engines.hfTokenSecret.name) -}}
+{{- $errs = append $errs (printf "%s: %s is gated (accept its licence on the model page), so downloading it needs a token: create the Secret and set engines.hfTokenSecret.name, or pre-populate the cache and set weightsCache.fetch none" $where $m.hfRepo) -}}
+{{- end -}}
+{{- if and $.Values.networkPolicy.enabled $.Values.networkPolicy.engines.denyEgress (ne $fetch "none") -}}
+{{- $errs = concat $errs (include "serving.validate.egress" (dict "root" $ "where" $where "fetch" $fetch) | fromYamlArray) -}}
+{{- end -}}
 {{- $rwx := or (has "ReadWriteMany" $cache.accessModes) (eq $cache.mode "shared") (not (empty $raw.cacheClaim)) -}}
 {{- if and (eq $cache.mode "perModel") (not $rwx) -}}
 {{- if gt $nodes 1 -}}
@@ -124,4 +145,41 @@ so no template ever renders half-valid values.
 {{- if $errs -}}
 {{- fail (printf "\n\nserving: invalid values (%d problem(s)):\n  - %s\n" (len $errs) (join "\n  - " $errs)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+With engines' egress denied, a model that downloads needs a way out the NetworkPolicy allows: a
+mirror (HF_ENDPOINT) or proxy whose port is open to egressCIDRs, and DNS when it is a host name.
+Returns a YAML list of problems.
+*/}}
+{{- define "serving.validate.egress" -}}
+{{- $c := .root.Values.weightsCache -}}
+{{- $np := .root.Values.networkPolicy.engines -}}
+{{- $errs := list -}}
+{{- $via := $c.httpsProxy | default $c.hfEndpoint -}}
+{{- $what := ternary "weightsCache.httpsProxy" "weightsCache.hfEndpoint" (not (empty $c.httpsProxy)) -}}
+{{- if not $via -}}
+{{- $errs = append $errs (printf "%s: networkPolicy.engines.denyEgress blocks the Hugging Face hub, so weightsCache.fetch %s can never download the weights (the pod would restart forever): set weightsCache.fetch none with a pre-populated cache (existingClaim or cacheClaim), or point weightsCache.hfEndpoint (a mirror) or weightsCache.httpsProxy at a host inside networkPolicy.engines.egressCIDRs" .where .fetch) -}}
+{{- else -}}
+{{- $url := urlParse $via -}}
+{{- $hostport := splitList ":" $url.host -}}
+{{- $host := first $hostport -}}
+{{- $port := ternary 443 80 (eq $url.scheme "https") -}}
+{{- if gt (len $hostport) 1 -}}{{- $port = int (last $hostport) -}}{{- end -}}
+{{- if not $host -}}
+{{- $errs = append $errs (printf "%s: %s %q is not a URL (scheme://host[:port])" .where $what $via) -}}
+{{- end -}}
+{{- if not $np.egressCIDRs -}}
+{{- $errs = append $errs (printf "%s: networkPolicy.engines.denyEgress with %s %s: list the address range of %s in networkPolicy.engines.egressCIDRs, or the download is blocked" .where $what $via $host) -}}
+{{- end -}}
+{{- $ports := list -}}
+{{- range $p := $np.egressPorts -}}{{- $ports = append $ports (int $p) -}}{{- end -}}
+{{- if not (has $port $ports) -}}
+{{- $errs = append $errs (printf "%s: %s %s uses port %d, which networkPolicy.engines.egressPorts (%s) does not open" .where $what $via $port (join ", " $ports)) -}}
+{{- end -}}
+{{- if and $host (not (regexMatch "^[0-9.]+$" $host)) (not $np.allowDNS) -}}
+{{- $errs = append $errs (printf "%s: %s names the host %s, which engines cannot resolve with egress denied: set networkPolicy.engines.allowDNS true, or use its IP address" .where $what $host) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $errs -}}
 {{- end -}}
