@@ -182,7 +182,10 @@ def _without_layout(argv: tuple[str, ...]) -> list[tuple[str, str | None]]:
 
 
 def gpu_products(
-    profile: Profile, plan_args: dict[str, Any], reference: tuple[Plan, LaunchSpec], labels: list[str]
+    profile: Profile,
+    plan_args: dict[str, Any],
+    reference: tuple[Plan, LaunchSpec],
+    labels: list[str],
 ) -> list[str]:
     """Labels of the GPUs the reference command suits: the planner, given the same GPU count,
     precision and context there, gives the same command, at most with a smaller tensor-parallel

@@ -191,3 +191,23 @@ def chart_profiles() -> dict[str, Obj]:
 def env_of(container: Obj) -> dict[str, Obj]:
     """A container's env entries by name."""
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def container(spec: Obj) -> Obj:
+    """The one container of an engine pod."""
+    containers = spec["containers"]
+    assert len(containers) == 1
+    result: Obj = containers[0]
+    return result
+
+
+def server_args(workload: Obj) -> list[str]:
+    """vLLM's command line, from the plain command or from the Ray leader's exec line."""
+    for role, _, spec in pod_specs(workload):
+        command: list[str] = container(spec)["command"]
+        if role == "single":
+            return command
+        if role == "leader":
+            exec_line = next(ln for ln in command[-1].splitlines() if ln.startswith("exec "))
+            return [part.strip("'") for part in exec_line.split()[1:]]
+    raise AssertionError(f"no server container in {workload['metadata']['name']}")

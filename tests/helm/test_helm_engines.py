@@ -18,9 +18,11 @@ from tests.helm.chartkit import (
     Renderer,
     arg_value,
     chart_profiles,
+    container,
     engine_workloads,
     example_files,
     pod_specs,
+    server_args,
 )
 
 
@@ -51,22 +53,11 @@ MIN = 60
 
 
 def _container(spec: Obj) -> Obj:
-    containers = spec["containers"]
-    assert len(containers) == 1
-    result: Obj = containers[0]
-    return result
+    return container(spec)
 
 
 def _server_args(workload: Obj) -> list[str]:
-    """vLLM's arguments, from the plain command or from the Ray leader's exec line."""
-    for role, _, spec in pod_specs(workload):
-        command: list[str] = _container(spec)["command"]
-        if role == "single":
-            return command
-        if role == "leader":
-            exec_line = next(ln for ln in command[-1].splitlines() if ln.startswith("exec "))
-            return [part.strip("'") for part in exec_line.split()[1:]]
-    raise AssertionError(f"no server container in {workload['metadata']['name']}")
+    return server_args(workload)
 
 
 def _only_engine(rendered: Any) -> Obj:
