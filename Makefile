@@ -35,6 +35,11 @@ serve: model ## Run the embedded vLLM engine (:8001) and the gateway (:8000); Ct
 gateway: $(STAMP) ## Run only the gateway with CONFIG (default deploy/examples/local.yaml)
 	$(BIN)/serving gateway --config $(CONFIG)
 
+.PHONY: chart-files
+chart-files: $(STAMP) ## Regenerate the chart's profiles (from the catalog) and its values schema
+	$(PY) scripts/gen-chart-profiles.py
+	$(PY) scripts/gen-values-schema.py
+
 .PHONY: tools
 tools: ## Fetch helm (and kubectl) into .tools/ unless helm is on PATH
 	bash scripts/fetch-helm.sh .tools

@@ -20,6 +20,7 @@ from tests.helm.chartkit import (
     chart_profiles,
     container,
     engine_workloads,
+    env_of,
     example_files,
     pod_specs,
     server_args,
@@ -360,3 +361,105 @@ def test_engine_pdb_selects_engine_pods(chart: Renderer) -> None:
         "metadata"
     ]["labels"]
     assert all(pod_labels[k] == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
+
+
+def test_engine_tuning_values_reach_vllm(chart: Renderer) -> None:
+    """The planner's and launcher's tuning options are chart values too."""
+    tuned = {
+        "name": "m",
+        "profile": "llama-3.1-70b",
+        "tensorParallel": 8,
+        "gpusPerPod": 8,
+        "gpuMemoryUtilization": 0.85,
+        "maxNumSeqs": 64,
+        "maxNumBatchedTokens": 8192,
+        "enforceEager": True,
+    }
+    args = _server_args(chart.render(values={"models": [tuned]}).one("Deployment", f"{FULLNAME}-m"))
+    assert arg_value(args, "--tensor-parallel-size") == "8"
+    assert arg_value(args, "--data-parallel-size") is None
+    assert arg_value(args, "--gpu-memory-utilization") == "0.85"
+    assert arg_value(args, "--max-num-seqs") == "64"
+    assert arg_value(args, "--max-num-batched-tokens") == "8192"
+    assert "--enforce-eager" in args
+    plain = _server_args(
+        chart.render("llama-3.1-70b.yaml").one("Deployment", f"{FULLNAME}-llama-70b")
+    )
+    assert not {"--max-num-seqs", "--max-num-batched-tokens", "--enforce-eager"} & set(plain)
+
+
+def test_profile_env_and_engine_args_reach_the_pod(chart: Renderer) -> None:
+    values = {
+        "models": [
+            {
+                "name": "m",
+                "profile": "llama-3.1-8b",
+                "engineArgs": ["--allow-deprecated-quantization"],
+                "env": {"VLLM_ATTENTION_BACKEND": "FLASHINFER"},
+            }
+        ]
+    }
+    spec = chart.render(values=values).one("Deployment", f"{FULLNAME}-m")["spec"]["template"]
+    args = _container(spec["spec"])["command"]
+    assert "--allow-deprecated-quantization" in args
+    env = env_of(_container(spec["spec"]))
+    assert env["VLLM_ATTENTION_BACKEND"]["value"] == "FLASHINFER"
+
+
+def _multinode(chart: Renderer, values: Obj | None = None) -> dict[str, Obj]:
+    rendered = chart.render("llama-3.1-405b-bf16-multinode.yaml", values=values)
+    return {role: spec for role, _, spec in pod_specs(_only_engine(rendered))}
+
+
+def test_multinode_leader_fetches_once_and_workers_wait(chart: Renderer) -> None:
+    pods = _multinode(chart)
+    assert [c["name"] for c in pods["leader"]["initContainers"]] == ["fetch-weights"]
+    (wait,) = pods["worker"]["initContainers"]
+    assert wait["name"] == "wait-for-ray-head"
+    assert 'ray health-check --address "${LWS_LEADER_ADDRESS}:6379"' in wait["command"][-1]
+    claims = {
+        role: next(v for v in spec["volumes"] if v["name"] == "weights")["persistentVolumeClaim"]
+        for role, spec in pods.items()
+    }
+    assert claims["leader"] == claims["worker"] == {"claimName": "model-weights-rwx"}
+    for spec in pods.values():
+        assert env_of(_container(spec))["HF_HUB_OFFLINE"]["value"] == "1"
+
+
+def test_multinode_network_defaults(chart: Renderer) -> None:
+    for role, spec in _multinode(chart).items():
+        env = {k: v["value"] for k, v in env_of(_container(spec)).items() if "value" in v}
+        assert env["NCCL_SOCKET_IFNAME"] == env["GLOO_SOCKET_IFNAME"] == "eth0", role
+        assert env["NCCL_DEBUG"] == "WARN"
+        assert "NCCL_IB_DISABLE" not in env  # auto: NCCL uses RDMA devices when the pod has them
+
+
+def test_multinode_network_settings_are_values(chart: Renderer) -> None:
+    multi = {
+        "rayPort": 6380,
+        "socketIfname": "",
+        "ncclTransport": "socket",
+        "ncclDebug": "INFO",
+        "env": [{"name": "NCCL_IB_HCA", "value": "mlx5"}],
+    }
+    pods = _multinode(chart, {"engines": {"multiNode": multi}})
+    for spec in pods.values():
+        env = {k: v["value"] for k, v in env_of(_container(spec)).items() if "value" in v}
+        assert "NCCL_SOCKET_IFNAME" not in env and "GLOO_SOCKET_IFNAME" not in env
+        assert (env["NCCL_IB_DISABLE"], env["NCCL_DEBUG"], env["NCCL_IB_HCA"]) == (
+            "1",
+            "INFO",
+            "mlx5",
+        )
+    assert "ray start --head --port=6380" in _container(pods["leader"])["command"][-1]
+    worker = _container(pods["worker"])
+    assert "${LWS_LEADER_ADDRESS}:6380" in worker["command"][-1]
+    assert "${LWS_LEADER_ADDRESS}:6380" in worker["livenessProbe"]["exec"]["command"][-1]
+    ib = _multinode(chart, {"engines": {"multiNode": {"ncclTransport": "ib"}}})
+    assert env_of(_container(ib["worker"]))["NCCL_IB_DISABLE"]["value"] == "0"
+
+
+def test_single_node_engines_get_no_multinode_settings(chart: Renderer) -> None:
+    spec = chart.render("llama-3.1-70b.yaml").one("Deployment", f"{FULLNAME}-llama-70b")
+    env = env_of(_container(spec["spec"]["template"]["spec"]))
+    assert not [k for k in env if k.startswith(("NCCL_", "GLOO_"))]

@@ -134,3 +134,18 @@ def test_helm_test_pod_calls_models_and_both_dialects(chart: Renderer) -> None:
         assert f'"$GATEWAY{path}"' in script
     assert "curl -fsS" in script and "anthropic-version" in script
     assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_annotation_discovery(chart: Renderer) -> None:
+    """monitoring.kind annotations: prometheus.io/* on the gateway and engine pods, no monitor."""
+    rendered = chart.render(values={"monitoring": {"kind": "annotations"}})
+    assert rendered.all("ServiceMonitor") == rendered.all("PodMonitor") == []
+    for name, port in ((f"{FULLNAME}-gateway", "8000"), (f"{FULLNAME}-llama-8b", "8000")):
+        annotations = rendered.one("Deployment", name)["spec"]["template"]["metadata"][
+            "annotations"
+        ]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == port
+        assert annotations["prometheus.io/path"] == "/metrics"
+    plain = chart.render().one("Deployment", f"{FULLNAME}-llama-8b")["spec"]["template"]
+    assert "annotations" not in plain["metadata"]

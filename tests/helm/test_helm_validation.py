@@ -171,3 +171,108 @@ def test_every_problem_is_reported_at_once(chart: Renderer) -> None:
     assert "invalid values (2 problem(s))" in message
     assert 'models[0] (a): unknown profile "nope"' in message
     assert "models[1] (b): tensorParallel * pipelineParallel = 2 does not divide" in message
+
+
+DENY = {"engines": {"denyEgress": True, "allowDNS": True, "egressCIDRs": ["10.20.0.0/16"]}}
+
+
+def test_autoscaling_needs_a_metrics_source(chart: Renderer) -> None:
+    values = {
+        "models": [_model(autoscaling={"enabled": True, "kind": "hpa"})],
+        "weightsCache": {"mode": "shared"},
+    }
+    message = chart.error(values=values)
+    assert (
+        "models[0] (m): autoscaling (hpa) scales on vllm:num_requests_waiting from Prometheus, "
+        "but monitoring.kind is none, so nothing scrapes the engines" in message
+    )
+    assert "set monitoring.kind ServiceMonitor or PodMonitor" in message
+    for kind in ("ServiceMonitor", "PodMonitor", "annotations"):
+        chart.render(values={**values, "monitoring": {"kind": kind}})
+
+
+def test_keda_needs_a_prometheus_address(chart: Renderer) -> None:
+    values = {
+        "models": [_model(autoscaling={"enabled": True, "prometheusAddress": ""})],
+        "weightsCache": {"mode": "shared"},
+        "monitoring": {"kind": "ServiceMonitor"},
+    }
+    message = chart.error(values=values)
+    assert "models[0] (m): autoscaling.prometheusAddress is empty" in message
+
+
+def test_deny_egress_without_a_weight_source(chart: Renderer) -> None:
+    message = chart.error(values={"networkPolicy": {"engines": {"denyEgress": True}}})
+    assert (
+        "models[0] (llama-8b): networkPolicy.engines.denyEgress blocks the Hugging Face hub, so "
+        "weightsCache.fetch engine can never download the weights" in message
+    )
+    assert "set weightsCache.fetch none with a pre-populated cache" in message
+
+
+def test_deny_egress_mirror_outside_the_allowed_cidrs(chart: Renderer) -> None:
+    values = {
+        "networkPolicy": {"engines": {"denyEgress": True, "allowDNS": True}},
+        "weightsCache": {"fetch": "prefetch", "hfEndpoint": "https://mirror.internal"},
+    }
+    message = chart.error(values=values)
+    assert (
+        "weightsCache.hfEndpoint https://mirror.internal: list the address range of "
+        "mirror.internal in networkPolicy.engines.egressCIDRs" in message
+    )
+
+
+def test_deny_egress_proxy_port_must_be_open(chart: Renderer) -> None:
+    values = {
+        "networkPolicy": DENY,
+        "weightsCache": {"fetch": "prefetch", "httpsProxy": "http://10.20.0.5:3128"},
+    }
+    message = chart.error(values=values)
+    assert (
+        "weightsCache.httpsProxy http://10.20.0.5:3128 uses port 3128, which "
+        "networkPolicy.engines.egressPorts (443) does not open" in message
+    )
+    deny = {"engines": {**DENY["engines"], "egressPorts": [3128], "allowDNS": False}}
+    rendered = chart.render(values={**values, "networkPolicy": deny})
+    policy = rendered.one("NetworkPolicy", "rel-serving-llama-8b")
+    assert policy["spec"]["egress"][-1]["ports"] == [{"port": 3128, "protocol": "TCP"}]
+
+
+def test_deny_egress_host_name_needs_dns(chart: Renderer) -> None:
+    values = {
+        "networkPolicy": {"engines": {**DENY["engines"], "allowDNS": False}},
+        "weightsCache": {"hfEndpoint": "https://mirror.internal"},
+    }
+    message = chart.error(values=values)
+    assert (
+        "weightsCache.hfEndpoint names the host mirror.internal, which engines cannot resolve "
+        "with egress denied: set networkPolicy.engines.allowDNS true" in message
+    )
+
+
+def test_gated_model_that_downloads_needs_the_token(chart: Renderer) -> None:
+    values = {"engines": {"hfTokenSecret": {"name": ""}}}
+    message = chart.error(values=values)
+    assert (
+        "models[0] (llama-8b): meta-llama/Llama-3.1-8B-Instruct is gated (accept its licence on "
+        "the model page), so downloading it needs a token" in message
+    )
+    # Pre-populated weights need none, and neither do ungated models.
+    chart.render(values={**values, "weightsCache": {"fetch": "none"}})
+    chart.render(values={**values, "models": [{"name": "m", "profile": "mistral-7b"}]})
+
+
+def test_scale_to_zero_needs_the_gateway(chart: Renderer) -> None:
+    values = {
+        "models": [
+            _model(
+                autoscaling={"enabled": True, "minReplicas": 0},
+                fallbacks=[{"upstream": "openai", "model": "gpt-4o-mini"}],
+            )
+        ],
+        "gateway": {**HOSTED, "enabled": False},
+        "monitoring": {"kind": "ServiceMonitor"},
+        "weightsCache": {"mode": "shared"},
+    }
+    message = chart.error(values=values)
+    assert "scale to zero wakes the engine on the gateway's serving_fallbacks_total" in message
