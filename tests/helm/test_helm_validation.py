@@ -259,7 +259,8 @@ def test_gated_model_that_downloads_needs_the_token(chart: Renderer) -> None:
     )
     # Pre-populated weights need none, and neither do ungated models.
     chart.render(values={**values, "weightsCache": {"fetch": "none"}})
-    chart.render(values={**values, "models": [{"name": "m", "profile": "mistral-7b"}]})
+    ungated = {"name": "m", "hfRepo": "Qwen/Qwen2.5-7B-Instruct"}
+    chart.render(values={**values, "models": [ungated]})
 
 
 def test_scale_to_zero_needs_the_gateway(chart: Renderer) -> None:

@@ -118,7 +118,8 @@ def _fetch_mode(workload: Obj) -> str:
 def test_hf_token_is_optional_unless_a_gated_model_downloads(chart: Renderer, example: str) -> None:
     for workload in engine_workloads(chart.render(example)):
         repo = arg_value(server_args(workload), "--model") or ""
-        needed = GATED[repo] and _fetch_mode(workload) != "none"
+        # A model without a profile is ungated unless its values say `gated: true`.
+        needed = GATED.get(repo, False) and _fetch_mode(workload) != "none"
         for _, _, spec in pod_specs(workload):
             fetcher = _fetcher(spec)
             for c in [container(spec), *([fetcher] if fetcher else [])]:
@@ -131,10 +132,14 @@ def test_hf_token_is_optional_unless_a_gated_model_downloads(chart: Renderer, ex
 
 
 def test_ungated_model_starts_without_the_secret(chart: Renderer) -> None:
-    rendered = chart.render("mistral-7b.yaml")
-    spec = rendered.one("Deployment", f"{FULLNAME}-mistral-7b")["spec"]["template"]["spec"]
+    rendered = chart.render("custom-model.yaml")
+    spec = rendered.one("Deployment", f"{FULLNAME}-qwen-7b")["spec"]["template"]["spec"]
     ref = env_of(container(spec))["HF_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": "hf-token", "key": "token", "optional": True}
+    gated = chart.render(values={"models": [{"name": "m", "hfRepo": "org/x", "gated": True}]})
+    spec = gated.one("Deployment", f"{FULLNAME}-m")["spec"]["template"]["spec"]
+    ref = env_of(container(spec))["HF_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "hf-token", "key": "token"}
 
 
 @pytest.mark.parametrize("example", _examples_where(_autoscaled))
