@@ -17,6 +17,8 @@ K8S_VERSIONS = ["1.29.0", "1.31.0"]
 CRD_KINDS = {"LeaderWorkerSet", "ServiceMonitor", "PodMonitor", "ScaledObject"}
 REQUIRED_EXAMPLES = {
     "llama-3.1-8b.yaml",
+    "llama-3.1-8b-airgapped.yaml",
+    "custom-model.yaml",
     "llama-3.1-70b.yaml",
     "llama-3.1-405b-fp8.yaml",
     "llama-3.1-405b-bf16-multinode.yaml",

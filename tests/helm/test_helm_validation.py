@@ -277,3 +277,17 @@ def test_scale_to_zero_needs_the_gateway(chart: Renderer) -> None:
     }
     message = chart.error(values=values)
     assert "scale to zero wakes the engine on the gateway's serving_fallbacks_total" in message
+
+
+def test_pre_populated_weights_need_a_claim(chart: Renderer) -> None:
+    values = {"weightsCache": {"mode": "emptyDir", "fetch": "none"}}
+    message = chart.error(values=values)
+    assert (
+        "models[0] (llama-8b): weightsCache.fetch none reads pre-populated weights, but "
+        "weightsCache.mode emptyDir starts every pod with an empty cache" in message
+    )
+    claim = {"models": [{"name": "llama-8b", "profile": "llama-3.1-8b", "cacheClaim": "w"}]}
+    spec = chart.render(values={**values, **claim}).one("Deployment", "rel-serving-llama-8b")
+    volumes = spec["spec"]["template"]["spec"]["volumes"]
+    weights = next(v for v in volumes if v["name"] == "weights")
+    assert weights == {"name": "weights", "persistentVolumeClaim": {"claimName": "w"}}

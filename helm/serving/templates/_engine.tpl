@@ -317,7 +317,7 @@ containers:
       {{- end }}
 volumes:
   - name: weights
-    {{- if eq $root.Values.weightsCache.mode "emptyDir" }}
+    {{- if and (eq $root.Values.weightsCache.mode "emptyDir") (not $m.cacheClaim) }}
     emptyDir: {}
     {{- else }}
     persistentVolumeClaim:

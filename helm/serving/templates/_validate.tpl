@@ -99,6 +99,9 @@ so no template ever renders half-valid values.
 {{- if not (has $fetch (list "engine" "prefetch" "none")) -}}
 {{- $errs = append $errs (printf "%s: weightsFetch must be engine, prefetch or none (got %q)" $where $fetch) -}}
 {{- end -}}
+{{- if and (eq $fetch "none") (eq $cache.mode "emptyDir") (not $raw.cacheClaim) -}}
+{{- $errs = append $errs (printf "%s: weightsCache.fetch none reads pre-populated weights, but weightsCache.mode emptyDir starts every pod with an empty cache: use a claim that holds the weights (mode shared with existingClaim, or the model's cacheClaim)" $where) -}}
+{{- end -}}
 {{- if and $m.gated (ne $fetch "none") (not $.Values.engines.hfTokenSecret.name) -}}
 {{- $errs = append $errs (printf "%s: %s is gated (accept its licence on the model page), so downloading it needs a token: create the Secret and set engines.hfTokenSecret.name, or pre-populate the cache and set weightsCache.fetch none" $where $m.hfRepo) -}}
 {{- end -}}
