@@ -7,12 +7,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from serving.catalog.errors import CatalogError
 from serving.catalog.gpus import all_gpus, match_gpu
-from serving.catalog.planner import minimum_setups, plan
+from serving.catalog.planner import OBJECTIVES, minimum_setups, plan
 from serving.catalog.profiles import get_profile, load_profiles
 from serving.catalog.report import render_minimum, render_plan
 from serving.engine.exitcodes import ExitCode
@@ -60,12 +61,69 @@ def _register_plan(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--concurrency", type=int, default=1, help="full-context sequences")
     parser.add_argument("--precision", choices=["bf16", "fp8"], help="weights precision")
     parser.add_argument("--kv-cache-dtype", choices=["auto", "fp8"], help="KV cache dtype")
+    add_engine_options(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
         "--minimum", action="store_true", help="print the smallest setups of --gpu that fit"
     )
     add_profiles_option(parser)
     parser.set_defaults(func=_cmd_plan)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _utilization(text: str) -> float:
+    value = float(text)
+    if not 0.1 < value <= 0.98:
+        raise argparse.ArgumentTypeError(f"must be above 0.1 and at most 0.98 (got {value})")
+    return value
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """vLLM settings the planner plans with and the launcher passes on (`serving launch` too)."""
+    parser.add_argument("--tp", type=_positive, help="fix the tensor-parallel size")
+    parser.add_argument(
+        "--gpu-memory-utilization",
+        type=_utilization,
+        help="share of each GPU's memory vLLM may use (default: the profile's, 0.90)",
+    )
+    parser.add_argument(
+        "--max-num-seqs", type=_positive, help="vLLM --max-num-seqs (default: vLLM's for the GPU)"
+    )
+    parser.add_argument(
+        "--max-num-batched-tokens",
+        type=_positive,
+        help="vLLM --max-num-batched-tokens (default: vLLM's for the GPU)",
+    )
+    parser.add_argument(
+        "--enforce-eager",
+        action="store_true",
+        default=None,
+        help="no CUDA graphs: less memory and a faster start, slower decode",
+    )
+    parser.add_argument(
+        "--objective",
+        choices=list(OBJECTIVES),
+        default="capacity",
+        help="how layouts are ranked (default: capacity, the most full-context sequences)",
+    )
+
+
+def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `plan` that `add_engine_options` collects."""
+    return {
+        "tensor_parallel": args.tp,
+        "gpu_memory_utilization": args.gpu_memory_utilization,
+        "max_num_seqs": args.max_num_seqs,
+        "max_num_batched_tokens": args.max_num_batched_tokens,
+        "enforce_eager": args.enforce_eager,
+        "objective": args.objective,
+    }
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -87,6 +145,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             precision=args.precision,
             kv_cache_dtype=args.kv_cache_dtype,
+            **engine_kwargs(args),
         )
     except CatalogError as exc:
         print(f"serving plan: error: {exc}", file=sys.stderr)
@@ -126,7 +185,7 @@ def _cmd_gpus(args: argparse.Namespace) -> int:
     for gpu in all_gpus():
         fp8 = "fp8" if gpu.fp8 else "no fp8"
         print(
-            f"{gpu.id:<10} {gpu.name:<24} {gpu.memory_gib:6.1f} GiB {gpu.bandwidth_tbps:5.2f} TB/s "
-            f"{fp8:<6} {gpu.interconnect}"
+            f"{gpu.id:<12} {gpu.name:<50} {gpu.torch_total_gib:6.2f} GiB "
+            f"{gpu.bandwidth_tbps:5.2f} TB/s {fp8:<6} {gpu.interconnect}"
         )
     return ExitCode.OK

@@ -28,6 +28,9 @@ class Gpu(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
     name: str
     memory_mib: int = Field(gt=0, description="memory.total as nvidia-smi reports it")
+    torch_total_gib: float = Field(
+        gt=0, description="the total PyTorch reports (what gpu_memory_utilization multiplies)"
+    )
     bandwidth_tbps: float = Field(gt=0, description="memory bandwidth, TB/s (10^12 bytes/s)")
     fp8: bool = Field(description="native FP8 tensor cores (Hopper/Ada)")
     interconnect: Interconnect
@@ -41,6 +44,11 @@ class Gpu(BaseModel):
     @property
     def memory_bytes(self) -> int:
         return self.memory_mib << 20
+
+    @property
+    def usable_bytes(self) -> int:
+        """What vLLM sees as the card's total: gpu_memory_utilization is a share of this."""
+        return int(self.torch_total_gib * GIB)
 
 
 @cache
@@ -68,9 +76,11 @@ def get_gpu(gpu_id: str) -> Gpu:
 
 def match_gpu(nvidia_smi_name: str) -> Gpu | None:
     """The catalog card whose `match` phrases appear (as whole words) in an nvidia-smi name."""
-    name = nvidia_smi_name.strip().lower()
+    # GPU feature discovery labels spell the name with dashes: NVIDIA-H100-80GB-HBM3.
+    name = nvidia_smi_name.strip().lower().replace("-", " ")
     for gpu in _catalog():
         for phrase in gpu.match:
-            if re.search(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])", name):
+            wanted = re.escape(phrase.replace("-", " "))
+            if re.search(rf"(?<![a-z0-9]){wanted}(?![a-z0-9])", name):
                 return gpu
     return None

@@ -1,7 +1,9 @@
 """Memory arithmetic for one GPU of a tensor/pipeline-parallel layout (docs/planner.md).
 
-Per GPU, vLLM's budget is `memory x gpu_memory_utilization`. Out of it come the GPU's share of the
-weights, a headroom for the runtime and activations, and what is left holds the KV cache.
+Per GPU, vLLM's budget is `total x gpu_memory_utilization`, with the total PyTorch reports. Out of
+it come the GPU's share of the weights (serving.catalog.modules), the activation peak, non-torch
+memory and CUDA graphs (serving.catalog.overhead); the rest is the KV cache. The planner keeps a
+safety reserve on top, so the KV it plans with is a little less than vLLM's figure.
 """
 
 from __future__ import annotations
@@ -9,20 +11,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from serving.catalog.profiles import BYTES_PER_PARAM, Architecture, KvCacheDtype, Precision
+from serving.catalog.gpus import Gpu
+from serving.catalog.modules import active_weight_bytes, weight_bytes_per_gpu
+from serving.catalog.overhead import (
+    CURRENT,
+    Batch,
+    Generation,
+    Overhead,
+    overhead,
+)
+from serving.catalog.profiles import Architecture, KvCacheDtype, Precision, Profile
 
 GIB = 1 << 30
-# CUDA context, cuBLAS workspaces and CUDA graphs, on every GPU.
-RUNTIME_OVERHEAD_BYTES = 1 * GIB
-# NCCL and custom all-reduce buffers, only when the GPU talks to peers (TP or PP > 1).
-COMM_OVERHEAD_BYTES = 1 * GIB
-# vLLM profiles a chunked-prefill step of this many tokens to size activation memory.
-ACTIVATION_TOKENS = 8192
-# Bytes per token per hidden unit in flight during that step (residual, QKV, MLP halves).
-ACTIVATION_BYTES_PER_HIDDEN = 24
-# The sampler's float32 logits for a full batch of sequences.
-SAMPLER_SEQS = 256
 KV_BYTES: dict[KvCacheDtype, int] = {"auto": 2, "fp8": 1}
+# vLLM allocates the KV cache in blocks of this many tokens.
+BLOCK_TOKENS = 16
 
 
 def kv_bytes_per_token(arch: Architecture, kv_cache_dtype: KvCacheDtype = "auto") -> int:
@@ -33,16 +36,12 @@ def kv_bytes_per_token(arch: Architecture, kv_cache_dtype: KvCacheDtype = "auto"
     return 2 * arch.layers * arch.kv_heads * arch.head_dim * KV_BYTES[kv_cache_dtype]
 
 
-def weight_bytes(arch: Architecture, precision: Precision, *, active_only: bool = False) -> int:
-    params = arch.params_active_b if active_only else arch.params_total_b
-    return int(params * 1e9 * BYTES_PER_PARAM[precision])
-
-
-def overhead_bytes(arch: Architecture, gpus_per_replica: int) -> int:
-    activations = ACTIVATION_TOKENS * arch.hidden_size * ACTIVATION_BYTES_PER_HIDDEN
-    logits = SAMPLER_SEQS * arch.vocab_size * 4
-    comm = COMM_OVERHEAD_BYTES if gpus_per_replica > 1 else 0
-    return RUNTIME_OVERHEAD_BYTES + comm + activations + logits
+def weight_bytes(profile: Profile, precision: Precision, *, active_only: bool = False) -> int:
+    """The whole model's weights (per-module precision); `active_only`: read per token."""
+    weights = profile.weights.get(precision)
+    if active_only:
+        return active_weight_bytes(profile.architecture, precision, weights)
+    return weight_bytes_per_gpu(profile.architecture, precision, weights)
 
 
 @dataclass(frozen=True)
@@ -52,39 +51,68 @@ class GpuMemory:
     total: int
     budget: int
     weights: int
-    overhead: int
+    overhead: Overhead
     kv_per_token: int
 
     @property
+    def reserve(self) -> int:
+        return self.overhead.reserve
+
+    @property
     def kv_space(self) -> int:
-        return max(0, self.budget - self.weights - self.overhead)
+        """vLLM's KV cache size (what its startup log reports)."""
+        return max(0, self.budget - self.weights - self.overhead.total)
 
     @property
     def kv_tokens(self) -> int:
-        """Tokens of KV cache the replica holds (every GPU holds its slice of each token)."""
-        return self.kv_space // self.kv_per_token
+        """Tokens of KV cache vLLM will report for the replica (whole blocks)."""
+        blocks = self.kv_space // (self.kv_per_token * BLOCK_TOKENS)
+        return blocks * BLOCK_TOKENS
+
+    @property
+    def planned_tokens(self) -> int:
+        """Tokens the planner counts on: the KV cache less the safety reserve."""
+        return max(0, self.kv_space - self.reserve) // self.kv_per_token
 
 
 def layout_memory(
-    arch: Architecture,
+    profile: Profile,
+    gpu: Gpu,
     *,
-    gpu_memory_bytes: int,
     utilization: float,
     precision: Precision,
     kv_cache_dtype: KvCacheDtype,
     tensor_parallel: int,
     pipeline_parallel: int,
+    batch: Batch,
+    enforce_eager: bool = False,
+    generation: Generation = CURRENT,
 ) -> GpuMemory:
-    gpus = tensor_parallel * pipeline_parallel
+    arch = profile.architecture
     # TP splits KV heads across GPUs; past kv_heads each GPU keeps one (replicated) head.
     heads_per_gpu = max(1, arch.kv_heads // tensor_parallel)
     layers_per_gpu = math.ceil(arch.layers / pipeline_parallel)
     kv_per_token = 2 * layers_per_gpu * heads_per_gpu * arch.head_dim * KV_BYTES[kv_cache_dtype]
+    weights = weight_bytes_per_gpu(
+        arch,
+        precision,
+        profile.weights.get(precision),
+        tensor_parallel=tensor_parallel,
+        pipeline_parallel=pipeline_parallel,
+        rope_positions=profile.native_context,
+    )
     return GpuMemory(
-        total=gpu_memory_bytes,
-        budget=int(gpu_memory_bytes * utilization),
-        weights=math.ceil(weight_bytes(arch, precision) / gpus),
-        overhead=overhead_bytes(arch, gpus),
+        total=gpu.usable_bytes,
+        budget=math.ceil(gpu.usable_bytes * utilization),
+        weights=weights,
+        overhead=overhead(
+            arch,
+            batch,
+            tensor_parallel=tensor_parallel,
+            pipeline_parallel=pipeline_parallel,
+            enforce_eager=enforce_eager,
+            generation=generation,
+        ),
         kv_per_token=kv_per_token,
     )
 

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from serving.catalog.errors import CatalogError
 
 Precision = Literal["bf16", "fp8"]
+# Parts of the model an FP8 checkpoint may keep in 16 bits (serving/catalog/modules.py).
+Bf16Module = Literal["embeddings", "lm_head", "attention", "first_layer", "last_layer"]
 KvCacheDtype = Literal["auto", "fp8"]
 Runtime = Literal["cuda", "cpu"]
 
@@ -41,19 +43,44 @@ class Architecture(_Frozen):
     vocab_size: int = Field(gt=0)
     params_total_b: float = Field(gt=0, description="all parameters, billions")
     params_active_b: float = Field(gt=0, description="parameters read per token (MoE: fewer)")
+    intermediate_size: int | None = Field(
+        default=None, gt=0, description="MLP width (per expert for MoE); None: derived from params"
+    )
+    tie_word_embeddings: bool = Field(
+        default=False, description="the LM head shares the embedding matrix"
+    )
     experts: int | None = None
     experts_active: int | None = None
 
 
 class Weights(_Frozen):
-    """Where one precision's weights come from."""
+    """Where one precision's weights come from, and how the checkpoint stores them."""
 
     repo: str = Field(min_length=3)
     revision: str = Field(min_length=1, description="commit to pin; 'main' means not pinned yet")
-    quantization: Literal["fp8"] | None = Field(
-        default=None, description="vLLM --quantization (None: the checkpoint as published)"
+    quantization: str | None = Field(
+        default=None,
+        description="vLLM --quantization for online quantization (None: the checkpoint as is)",
+    )
+    quant_method: str | None = Field(
+        default=None,
+        description="quantization_config.quant_method in the checkpoint's config.json (None: "
+        "not quantized); vLLM detects it by itself, so it is data for the planner and the checks",
+    )
+    allow_deprecated_quantization: bool = Field(
+        default=False,
+        description="pass --allow-deprecated-quantization (vLLM refuses a deprecated method "
+        "without it)",
+    )
+    bf16_modules: tuple[Bf16Module, ...] = Field(
+        default=("embeddings", "lm_head"),
+        description="FP8 weights only: the parts that stay in 16 bits",
     )
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
+
+    @property
+    def quantized(self) -> bool:
+        return self.quantization is not None or self.quant_method is not None
 
     @property
     def pinned(self) -> bool:
@@ -75,6 +102,12 @@ class EngineOptions(_Frozen):
     chat_template: str | None = None
     enforce_eager: bool = False
     gpu_memory_utilization: float = Field(default=0.90, gt=0.1, le=0.98)
+    max_num_seqs: int | None = Field(
+        default=None, gt=0, description="--max-num-seqs (None: vLLM's default for the GPU)"
+    )
+    max_num_batched_tokens: int | None = Field(
+        default=None, gt=0, description="--max-num-batched-tokens (None: vLLM's default)"
+    )
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
 
@@ -102,6 +135,9 @@ class Profile(_Frozen):
             raise ValueError(f"no weights listed for the recommended precision {self.precision}")
         if self.default_context > self.native_context:
             raise ValueError("default_context exceeds native_context")
+        fp8 = self.weights.get("fp8")
+        if fp8 is not None and not fp8.quantized:
+            raise ValueError("fp8 weights need quantization (online) or quant_method (checkpoint)")
         return self
 
     def weights_for(self, precision: Precision) -> Weights:

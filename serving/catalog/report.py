@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving.catalog.planner import Plan, Setup
+from serving.catalog.planner import Layout, Plan, Setup
 
 
 def _rows(plan: Plan) -> list[tuple[str, str]]:
@@ -14,6 +14,10 @@ def _rows(plan: Plan) -> list[tuple[str, str]]:
     if plan.context_reduced:
         context += f" (reduced from {plan.requested_context:,})"
     quant = plan.quantization or "checkpoint as published"
+    if plan.allow_deprecated_quantization:
+        quant += ", deprecated method allowed"
+    batch = f"{plan.assumed_max_num_seqs} seqs / {plan.assumed_max_num_batched_tokens:,} tokens"
+    batch += "" if plan.max_num_seqs or plan.max_num_batched_tokens else " (vLLM default)"
     return [
         ("hardware", f"{plan.nodes} node(s) x {plan.count}x {plan.gpu}"),
         ("precision", f"{plan.precision.upper()} weights ({quant})"),
@@ -21,12 +25,22 @@ def _rows(plan: Plan) -> list[tuple[str, str]]:
         ("layout", layout),
         ("max model len", context),
         ("gpu memory utilization", f"{plan.gpu_memory_utilization:.2f}"),
-        ("per GPU: total / budget", f"{mem.total_gib:.1f} / {mem.budget_gib:.1f} GiB"),
-        ("per GPU: weights", f"{mem.weights_gib:.1f} GiB"),
-        ("per GPU: runtime+activations", f"{mem.overhead_gib:.1f} GiB"),
-        ("per GPU: kv cache", f"{mem.kv_cache_gib:.1f} GiB"),
+        ("batch limits", batch),
+        ("cuda graphs", "off (--enforce-eager)" if plan.enforce_eager else "on"),
+        ("per GPU: total / budget", f"{mem.total_gib:.2f} / {mem.budget_gib:.2f} GiB (PyTorch)"),
+        ("per GPU: weights", f"{mem.weights_gib:.2f} GiB"),
+        (
+            "per GPU: overhead",
+            f"{mem.overhead_gib:.2f} GiB (activations {mem.activations_gib:.2f}, non-torch "
+            f"{mem.non_torch_gib:.2f}, cuda graphs {mem.cuda_graphs_gib:.2f})",
+        ),
+        ("per GPU: kv cache", f"{mem.kv_cache_gib:.2f} GiB (safety reserve {mem.reserve_gib:.2f})"),
         ("kv cache per token", f"{plan.kv_bytes_per_token // 1024} KiB (whole model)"),
-        ("kv cache capacity", f"{plan.kv_cache_tokens:,} tokens per replica"),
+        (
+            "kv cache capacity",
+            f"{plan.kv_cache_tokens:,} tokens per replica as vLLM should report it; "
+            f"{plan.kv_cache_tokens_planned:,} planned",
+        ),
         ("full-context sequences", f"{plan.full_context_sequences} at once"),
         (
             "decode floor (batch 1)",
@@ -46,10 +60,23 @@ def render_plan(plan: Plan) -> str:
     else:
         lines.append(f"  {plan.reason}")
     lines += [f"  note: {note}" for note in plan.notes]
+    if plan.layouts:
+        lines.append(f"  layouts ranked by {plan.objective}:")
+        lines += [f"    {_layout_line(layout)}" for layout in plan.layouts]
     if plan.alternatives:
         lines.append(f"  smallest setups that serve {plan.requested_context:,} tokens:")
         lines += [f"    - {setup.describe()}" for setup in plan.alternatives]
     return "\n".join(lines)
+
+
+def _layout_line(layout: Layout) -> str:
+    mark = "*" if layout.chosen else "-"
+    context = "full context" if layout.full_context else f"{layout.max_model_len:,} tokens"
+    return (
+        f"{mark} {layout.describe()}: {layout.kv_cache_tokens:,} KV tokens per replica, "
+        f"{layout.full_context_sequences} full-context sequence(s), {context}, "
+        f"decode floor {layout.decode_ms_per_token_floor} ms/token"
+    )
 
 
 def render_minimum(model: str, setups: list[Setup]) -> str:

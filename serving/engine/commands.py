@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from serving.catalog.commands import add_profiles_option, profiles_dir
+from serving.catalog.commands import (
+    add_engine_options,
+    add_profiles_option,
+    engine_kwargs,
+    profiles_dir,
+)
 from serving.catalog.errors import CatalogError
 from serving.catalog.profiles import get_profile
 from serving.engine.embedded import EmbeddedModelError, ensure_embedded_model, prepared_model_dir
@@ -49,9 +54,12 @@ def _register_launch(subparsers: Any) -> None:
     launch.add_argument("--concurrency", type=int, default=1, help="full-context sequences")
     launch.add_argument("--precision", choices=["bf16", "fp8"])
     launch.add_argument("--kv-cache-dtype", choices=["auto", "fp8"])
+    add_engine_options(launch)
     launch.add_argument("--host", default="127.0.0.1")
     launch.add_argument("--port", type=int, default=8001)
-    launch.add_argument("--chat-template", help="override the profile's chat template path")
+    launch.add_argument(
+        "--chat-template", help="a chat template file (default: the model's own template)"
+    )
     launch.add_argument("--startup-timeout", type=float, help="seconds to wait for /health")
     launch.add_argument("--dry-run", action="store_true", help="print the plan and command only")
     add_profiles_option(launch)
@@ -103,6 +111,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         precision=args.precision,
         kv_cache_dtype=args.kv_cache_dtype,
+        engine=engine_kwargs(args),
         host=args.host,
         port=args.port,
         chat_template=args.chat_template,

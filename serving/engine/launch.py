@@ -13,8 +13,9 @@ import shlex
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from serving.catalog.errors import CatalogError
 from serving.catalog.planner import Plan, plan
@@ -49,6 +50,9 @@ class LaunchOptions:
     concurrency: int = 1
     precision: Precision | None = None
     kv_cache_dtype: KvCacheDtype | None = None
+    # Keyword arguments for the planner's engine options (serving.catalog.commands.engine_kwargs):
+    # tensor_parallel, gpu_memory_utilization, max_num_seqs, ..., objective.
+    engine: dict[str, Any] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 8001
     chat_template: str | None = None
@@ -123,6 +127,7 @@ def _plan(profile: Profile, options: LaunchOptions) -> Plan:
             concurrency=options.concurrency,
             precision=options.precision,
             kv_cache_dtype=options.kv_cache_dtype,
+            **options.engine,
         )
     except CatalogError as exc:
         raise LaunchError(str(exc), ExitCode.USAGE) from exc

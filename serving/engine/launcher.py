@@ -97,10 +97,14 @@ def build_gpu_command(
     ]
     if plan.quantization:
         argv += ["--quantization", plan.quantization]
+    if plan.allow_deprecated_quantization:
+        # The checkpoint's method is deprecated in vLLM; the profile says why it is still used.
+        argv.append("--allow-deprecated-quantization")
     if plan.kv_cache_dtype != "auto":
         argv += ["--kv-cache-dtype", plan.kv_cache_dtype]
+    argv += _batch_flags(plan)
     argv += _model_format_flags(profile, chat_template)
-    if profile.engine.enforce_eager:
+    if plan.enforce_eager:
         argv.append("--enforce-eager")
     argv += profile.engine.extra_args
     budget = STARTUP_BASE_S + STARTUP_S_PER_GIB * plan.memory_per_gpu.weights_gib
@@ -123,6 +127,17 @@ def _parallel_flags(plan: Plan) -> list[str]:
         flags += ["--distributed-executor-backend", "ray"]
     if plan.replicas > 1:
         flags += ["--data-parallel-size", str(plan.replicas)]
+    return flags
+
+
+def _batch_flags(plan: Plan) -> list[str]:
+    """Only values the user or the profile set: otherwise vLLM's defaults for the GPU apply,
+    which are the ones the planner assumed."""
+    flags: list[str] = []
+    if plan.max_num_seqs is not None:
+        flags += ["--max-num-seqs", str(plan.max_num_seqs)]
+    if plan.max_num_batched_tokens is not None:
+        flags += ["--max-num-batched-tokens", str(plan.max_num_batched_tokens)]
     return flags
 
 

@@ -35,6 +35,34 @@ GPU_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "mistral-7b": ("mistral-7b", {"gpu": "h100", "count": 1}),
     "mixtral-8x7b": ("mixtral-8x7b", {"gpu": "h100", "count": 2}),
     "llama-3.1-8b-l4-x4": ("llama-3.1-8b", {"gpu": "l4", "count": 4}),
+    # Every profile x precision, and the layouts the planner can produce: replicas (data
+    # parallel), TP inside a node, TP x PP over nodes, the engine options users set.
+    "llama-3.1-8b-fp8-l4": ("llama-3.1-8b", {"gpu": "l4", "count": 1, "precision": "fp8"}),
+    "llama-3.1-8b-dp8": ("llama-3.1-8b", {"gpu": "h100", "count": 8}),
+    "llama-3.1-8b-tuned": (
+        "llama-3.1-8b",
+        {
+            "gpu": "h100",
+            "count": 1,
+            "gpu_memory_utilization": 0.95,
+            "max_num_seqs": 128,
+            "max_num_batched_tokens": 4096,
+            "enforce_eager": True,
+        },
+    ),
+    "llama-3.1-70b-bf16-l40s-x8": ("llama-3.1-70b", {"gpu": "l40s", "count": 8}),
+    "llama-3.1-70b-fp8-a100-x2": (
+        "llama-3.1-70b",
+        {"gpu": "a100-80gb", "count": 2, "precision": "fp8"},
+    ),
+    "llama-3.1-405b-fp8-h200": ("llama-3.1-405b", {"gpu": "h200", "count": 8}),
+    "llama-3.1-405b-bf16-b200": (
+        "llama-3.1-405b",
+        {"gpu": "b200", "count": 8, "precision": "bf16"},
+    ),
+    "mistral-7b-fp8": ("mistral-7b", {"gpu": "h100", "count": 1, "precision": "fp8"}),
+    "mistral-7b-rtx-pro-6000": ("mistral-7b", {"gpu": "rtx-pro-6000", "count": 1}),
+    "mixtral-8x7b-fp8": ("mixtral-8x7b", {"gpu": "h100", "count": 1, "precision": "fp8"}),
 }
 
 
