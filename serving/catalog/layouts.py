@@ -21,7 +21,7 @@ from typing import Literal
 
 from serving.catalog.gpus import Gpu
 from serving.catalog.memory import GpuMemory, layout_memory, valid_tensor_parallel, weight_bytes
-from serving.catalog.overhead import Batch
+from serving.catalog.overhead import CURRENT, Batch, Generation
 from serving.catalog.profiles import KvCacheDtype, Precision, Profile
 
 Objective = Literal["capacity", "latency", "throughput"]
@@ -49,6 +49,7 @@ class Settings:
     batch: Batch
     enforce_eager: bool
     tensor_parallel: int | None = None
+    generation: Generation = CURRENT
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,13 @@ class Candidate:
     def sequences(self) -> int:
         """Full-context sequences all replicas hold at once (planned, after the reserve)."""
         return self.memory.planned_tokens // self.target * self.replicas
+
+    @property
+    def served_sequences(self) -> int:
+        """Sequences of the context it serves (the target, or the reduced length)."""
+        if self.max_model_len < 1:
+            return 0
+        return self.memory.planned_tokens // self.max_model_len * self.replicas
 
     def efficiency(self, gpu: Gpu) -> float:
         tp: float = TP_EFFICIENCY[gpu.interconnect] ** math.log2(self.tensor_parallel)
@@ -123,6 +131,7 @@ def candidate(
         pipeline_parallel=pp,
         batch=settings.batch,
         enforce_eager=settings.enforce_eager,
+        generation=settings.generation,
     )
     replicas = hardware.count * hardware.nodes // (tp * pp)
     bandwidth = hardware.gpu.bandwidth_tbps * 1e12

@@ -35,7 +35,7 @@ from serving.catalog.layouts import (
     shapes,
 )
 from serving.catalog.memory import GIB, GpuMemory, kv_bytes_per_token
-from serving.catalog.overhead import resolve_batch
+from serving.catalog.overhead import CURRENT, Generation, resolve_batch
 from serving.catalog.profiles import KvCacheDtype, Precision, Profile, get_profile
 
 __all__ = [
@@ -207,10 +207,12 @@ def plan(
     max_num_batched_tokens: int | None = None,
     enforce_eager: bool | None = None,
     objective: Objective = "capacity",
+    generation: Generation = CURRENT,
 ) -> Plan:
     """Plan `profile` on `nodes` x `count` GPUs of type `gpu`, serving `context` tokens per
     sequence (default: the profile's default context) to `concurrency` sequences at once.
-    Unset engine options come from the profile, then from vLLM's defaults for the GPU."""
+    Unset engine options come from the profile, then from vLLM's defaults for the GPU.
+    `generation` plans for an older vLLM's memory behaviour (the calibration fixtures)."""
     profile = get_profile(profile) if isinstance(profile, str) else profile
     gpu = get_gpu(gpu) if isinstance(gpu, str) else gpu
     engine = profile.engine
@@ -227,6 +229,7 @@ def plan(
             max_num_seqs=max_num_seqs or engine.max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens or engine.max_num_batched_tokens,
             enforce_eager=engine.enforce_eager if enforce_eager is None else enforce_eager,
+            generation=generation,
         ),
         objective,
     )
@@ -260,6 +263,7 @@ class Overrides:
     max_num_seqs: int | None
     max_num_batched_tokens: int | None
     enforce_eager: bool
+    generation: Generation = CURRENT
 
 
 def _request(
@@ -303,9 +307,12 @@ def _request(
         target=target,
         concurrency=concurrency,
         utilization=overrides.utilization,
-        batch=resolve_batch(gpu, overrides.max_num_seqs, overrides.max_num_batched_tokens),
+        batch=resolve_batch(
+            gpu, overrides.max_num_seqs, overrides.max_num_batched_tokens, overrides.generation
+        ),
         enforce_eager=overrides.enforce_eager,
         tensor_parallel=overrides.tensor_parallel,
+        generation=overrides.generation,
     )
     return _Request(profile, hardware, settings, chosen, kv, objective), notes
 
@@ -444,7 +451,7 @@ def _layout(request: _Request, c: Candidate, chosen: bool) -> Layout:
         max_model_len=c.max_model_len,
         full_context=c.full,
         kv_cache_tokens=c.memory.kv_tokens,
-        full_context_sequences=c.sequences,
+        full_context_sequences=c.served_sequences,
         decode_ms_per_token_floor=round(c.decode_floor_s * 1e3, 2),
         score=round(c.score(request.objective, request.gpu), 4),
         chosen=chosen,
@@ -504,7 +511,7 @@ def _build(
         kv_bytes_per_token=kv_bytes_per_token(profile.architecture, request.kv_cache_dtype),
         kv_cache_tokens=memory.kv_tokens if memory else 0,
         kv_cache_tokens_planned=memory.planned_tokens if memory else 0,
-        full_context_sequences=chosen.sequences if chosen and fits else 0,
+        full_context_sequences=chosen.served_sequences if chosen and fits else 0,
         memory_per_gpu=_memory_report(memory),
         decode_ms_per_token_floor=round(floor_s * 1e3, 2),
         decode_tokens_per_s_ceiling=round(1 / floor_s, 1),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from serving.catalog.modules import GIB, weight_rows
 from serving.catalog.planner import Layout, Plan, Setup
+from serving.catalog.profiles import Precision, Profile
 
 
 def _rows(plan: Plan) -> list[tuple[str, str]]:
@@ -89,3 +91,29 @@ def render_minimum(model: str, setups: list[Setup]) -> str:
         for s in setups
     )
     return f"{model} needs at least {options}"
+
+
+def module_table(profile: Profile, precision: Precision, tensor_parallel: int) -> str:
+    """The weights of `profile` at `precision`, module by module, on one GPU of TP N
+    (a markdown table; docs/planner.md carries one per profile)."""
+    weights = profile.weights.get(precision)
+    rows = weight_rows(
+        profile.architecture,
+        precision,
+        weights,
+        tensor_parallel=tensor_parallel,
+        rope_positions=profile.native_context,
+    )
+    lines = [
+        f"| module | parameters | bytes each | total GB | per GPU at TP {tensor_parallel}, GiB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.name} | {row.params:,} | {row.bytes_per_param} | "
+            f"{row.total_bytes / 1e9:.2f} | {row.per_gpu_bytes / GIB:.2f} |"
+        )
+    total = sum(r.total_bytes for r in rows)
+    per_gpu = sum(r.per_gpu_bytes for r in rows)
+    lines.append(f"| **all** | | | **{total / 1e9:.2f}** | **{per_gpu / GIB:.2f}** |")
+    return "\n".join(lines)
