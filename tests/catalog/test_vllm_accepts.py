@@ -168,9 +168,13 @@ def _chart_profile_values() -> list[Obj]:
     for name, body in profiles.items():
         base = name.replace(".", "-")
         found.append({"models": [{"name": base, "profile": name}]})
-        for variant in body.get("variants") or {}:
+        for variant, changes in (body.get("variants") or {}).items():
             model = {"name": f"{base}-{variant}", "profile": name, "variant": variant}
-            found.append({"models": [model]})
+            values: Obj = {"models": [model]}
+            if int(changes.get("nodes", body.get("nodes", 1))) > 1:
+                # Several pods share one weights copy (as the multi-node example sets it up).
+                values["weightsCache"] = {"mode": "shared", "existingClaim": "weights-rwx"}
+            found.append(values)
     return found
 
 
