@@ -172,3 +172,49 @@ def test_gpus_match_maps_nvidia_smi_names(
 def test_gpus_match_unknown_card(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(["gpus", "--match", "NVIDIA GeForce GTX 1080"], capsys)
     assert code == ExitCode.USAGE and "no catalog GPU matches" in err
+
+
+def test_plan_takes_the_engine_options(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "llama-3.1-8b", "--gpu", "h100", "--count", "8", "--json"]
+    code, out, _ = _run([*argv, "--objective", "latency"], capsys)
+    assert code == ExitCode.OK and json.loads(out)["tensor_parallel"] == 8
+    tuned = [
+        *argv,
+        "--tp",
+        "2",
+        "--gpu-memory-utilization",
+        "0.95",
+        "--max-num-seqs",
+        "64",
+        "--max-num-batched-tokens",
+        "4096",
+        "--enforce-eager",
+    ]
+    code, out, _ = _run(tuned, capsys)
+    data = json.loads(out)
+    assert code == ExitCode.OK
+    assert (data["tensor_parallel"], data["replicas"]) == (2, 4)
+    assert data["gpu_memory_utilization"] == 0.95
+    assert (data["max_num_seqs"], data["max_num_batched_tokens"]) == (64, 4096)
+    assert data["enforce_eager"] is True
+    assert data["layouts"][0]["chosen"] is True
+
+
+def test_plan_text_lists_ranked_layouts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["plan", "llama-3.1-405b", "--gpu", "h200", "--count", "8"], capsys)
+    assert code == ExitCode.OK
+    assert "layouts ranked by capacity:" in out
+    assert "* TP 8, FP8 + FP8 KV" in out and "TP 4 x 2 replicas" in out
+
+
+@pytest.mark.parametrize(
+    "extra", [["--tp", "3"], ["--gpu-memory-utilization", "1.5"], ["--objective", "speed"]]
+)
+def test_bad_engine_options_exit_2(extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "llama-3.1-70b", "--gpu", "h100", "--count", "8", *extra]
+    try:
+        code, _, err = _run(argv, capsys)
+    except SystemExit as exc:  # argparse rejects bad choices and types itself
+        code, err = int(exc.code or 0), capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert err
