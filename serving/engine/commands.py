@@ -1,4 +1,4 @@
-"""`serving model prepare|path`, `serving launch` and `serving serve`."""
+"""`serving model prepare|path|check`, `serving launch` and `serving serve`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from serving.catalog.profiles import get_profile
 from serving.engine.embedded import EmbeddedModelError, ensure_embedded_model, prepared_model_dir
 from serving.engine.exitcodes import ExitCode
 from serving.engine.launch import LaunchOptions, run_launch
-from serving.engine.serve import ServeOptions, run_serve
+from serving.engine.modelcheck import CheckOptions, run_model_check
+from serving.engine.selfcheck import dtype_in
+from serving.engine.serve import SelfCheck, ServeOptions, run_serve
 from serving.engine.settings import EngineSettings
 from serving.engine.signals import stop_on_signals
 
@@ -37,6 +39,18 @@ def _register_model(subparsers: Any) -> None:
     prepare.set_defaults(func=_cmd_prepare)
     path = actions.add_parser("path", help="print its folder, or exit 1 if not prepared")
     path.set_defaults(func=_cmd_path)
+    check = actions.add_parser(
+        "check",
+        help="start the engine and compare its answers with the transformers reference",
+        description="Exit 0: the engine matches the reference; 10: it does not (the message "
+        "names the dtype and CPU flags); 4: model not prepared or damaged; 6: engine failed.",
+    )
+    check.add_argument(
+        "--dtype", help="run the engine with this --dtype instead of the profile's (e.g. bfloat16)"
+    )
+    check.add_argument("--engine-url", help="check a running engine (http://HOST:PORT/v1) instead")
+    check.add_argument("--startup-timeout", type=float, help="seconds to wait for /health")
+    check.set_defaults(func=_cmd_check)
 
 
 def _register_launch(subparsers: Any) -> None:
@@ -101,6 +115,14 @@ def _cmd_path(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    options = CheckOptions(
+        dtype=args.dtype, engine_url=args.engine_url, startup_timeout_s=args.startup_timeout
+    )
+    with stop_on_signals() as stop:
+        return run_model_check(options, stop)
+
+
 def _cmd_launch(args: argparse.Namespace) -> int:
     options = LaunchOptions(
         model=args.model,
@@ -126,9 +148,11 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         profile = get_profile(args.profile, profiles_dir(args))
+        self_check = None
         if profile.source == "embedded":
             # Prepared here, before the engine starts, so its progress is shown up front.
-            ensure_embedded_model(EngineSettings.from_env())
+            folder = ensure_embedded_model(EngineSettings.from_env())
+            self_check = SelfCheck(folder=folder, dtype=dtype_in(profile.engine.extra_args))
     except CatalogError as exc:
         print(f"serving serve: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -150,6 +174,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         served_model=profile.served_model_name,
         profiles_dir=profiles_dir(args),
         launch_args=tuple(launch_args),
+        self_check=self_check,
     )
     with stop_on_signals() as stop:
         return run_serve(options, stop)

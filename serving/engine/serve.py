@@ -4,7 +4,10 @@
                     │                                 itself in a further group)
                     └─ serving gateway --config FILE (own process group)
 
-The engine starts first and must be healthy before the gateway starts. SIGINT (Ctrl-C) and
+The engine starts first and must be healthy before the gateway starts. The embedded engine is
+then self-checked against the transformers reference (serving.engine.selfcheck): a mismatch is
+a loud warning naming the dtype and the CPU flags, and serving goes on (`serving model check`
+is the strict form). SIGINT (Ctrl-C) and
 SIGTERM stop the gateway, then the engine (whose launcher drains vLLM), each by process group.
 If either child dies, the other is stopped too and the exit code says which one failed.
 """
@@ -22,6 +25,8 @@ import httpx
 
 from serving.engine.exitcodes import ExitCode
 from serving.engine.process import ChildProcess
+from serving.engine.reference import load_reference
+from serving.engine.selfcheck import SelfCheckError, ask_engine, read_cpu, render
 from serving.engine.supervisor import Startup, wait_healthy
 
 Reporter = Callable[[str], None]
@@ -36,6 +41,14 @@ GATEWAY_STOP_GRACE_S = 15.0
 
 
 @dataclass(frozen=True)
+class SelfCheck:
+    """What the self-check after startup needs: the prepared folder and the engine's dtype."""
+
+    folder: Path
+    dtype: str
+
+
+@dataclass(frozen=True)
 class ServeOptions:
     config: Path
     host: str = "127.0.0.1"
@@ -46,6 +59,7 @@ class ServeOptions:
     served_model: str = "smollm2"
     profiles_dir: Path | None = None
     launch_args: tuple[str, ...] = ()  # e.g. ("--gpu", "h100-sxm", "--count", "2")
+    self_check: SelfCheck | None = None  # None: GPU profiles (no reference to compare with)
 
 
 def _stderr(message: str) -> None:
@@ -131,6 +145,8 @@ def run_serve(options: ServeOptions, stop: threading.Event, report: Reporter = _
         if outcome is not Startup.HEALTHY:
             report(f"[serve] engine {outcome.value}")
             return _engine_failure(outcome, engine.poll())
+        if options.self_check is not None:
+            run_self_check(options, options.self_check, report)
         gateway.start()
         report(f"[serve] gateway starting (pid {gateway.pid})")
         outcome = _wait_gateway(gateway, gateway_url, stop)
@@ -141,6 +157,27 @@ def run_serve(options: ServeOptions, stop: threading.Event, report: Reporter = _
         return _watch(engine, gateway, stop, report)
     finally:
         _stop_both(engine, gateway, report)
+
+
+def run_self_check(options: ServeOptions, check: SelfCheck, report: Reporter) -> bool:
+    """Compare the engine's answers with the reference; warn loudly on a mismatch."""
+    reference = load_reference(check.folder)
+    if reference is None:
+        report(f"[serve] warning: no self-check reference in {check.folder}; skipped")
+        return False
+    base_url = f"http://{_loopback(options.engine_host)}:{options.engine_port}/v1"
+    try:
+        result = ask_engine(base_url, options.served_model, reference)
+    except SelfCheckError as exc:
+        report(f"[serve] warning: the engine self-check could not run: {exc}")
+        return False
+    message = render(result, check.dtype, read_cpu())
+    if result.ok:
+        report(f"[serve] {message}")
+        return True
+    banner = "!" * 78
+    report("\n".join([banner, message, "  Answers from this engine are unreliable.", banner]))
+    return False
 
 
 def _loopback(host: str) -> str:

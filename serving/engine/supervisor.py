@@ -12,6 +12,8 @@ Policy (docs/engine.md):
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ import httpx
 from serving.engine.exitcodes import ExitCode
 from serving.engine.launcher import LaunchSpec
 from serving.engine.process import ChildProcess
+from serving.engine.quiet import OutputPump
 
 Reporter = Callable[[str], None]
 
@@ -89,22 +92,31 @@ class Supervisor:
 
     def run(self, stop: threading.Event) -> ExitCode:
         while True:
-            child = ChildProcess(self.spec.argv, self.spec.env, stdout=self.log)
+            child = ChildProcess(self.spec.argv, self.spec.env, stdout=subprocess.PIPE)
             child.start()
-            self.report(f"[engine] started pid {child.pid}; waiting for {self.spec.health_url}")
-            started = time.monotonic()
-            outcome = wait_healthy(child, self.spec.health_url, self.spec.startup_budget_s, stop)
-            if outcome is not Startup.HEALTHY:
-                return self._startup_ended(child, outcome)
-            elapsed = time.monotonic() - started
-            self.report(f"[engine] healthy after {elapsed:.0f} s: {self.spec.base_url}")
-            status = self._watch(child, stop)
-            if status is None:
-                return ExitCode.OK
-            child.stop(self.policy.drain_s)  # reap helpers the crashed engine left behind
-            verdict = self._after_crash(status, stop)
+            # The engine's output passes through a filter that drops its shutdown noise.
+            pump = OutputPump(child.output, self.log or sys.stdout.buffer)
+            try:
+                verdict = self._run_once(child, stop)
+            finally:
+                pump.join()
             if verdict is not None:
                 return verdict
+
+    def _run_once(self, child: ChildProcess, stop: threading.Event) -> ExitCode | None:
+        """One engine's life: None when it crashed and should be restarted."""
+        self.report(f"[engine] started pid {child.pid}; waiting for {self.spec.health_url}")
+        started = time.monotonic()
+        outcome = wait_healthy(child, self.spec.health_url, self.spec.startup_budget_s, stop)
+        if outcome is not Startup.HEALTHY:
+            return self._startup_ended(child, outcome)
+        elapsed = time.monotonic() - started
+        self.report(f"[engine] healthy after {elapsed:.0f} s: {self.spec.base_url}")
+        status = self._watch(child, stop)
+        if status is None:
+            return ExitCode.OK
+        child.stop(self.policy.drain_s)  # reap helpers the crashed engine left behind
+        return self._after_crash(status, stop)
 
     def _startup_ended(self, child: ChildProcess, outcome: Startup) -> ExitCode:
         status = child.stop(self.policy.drain_s)

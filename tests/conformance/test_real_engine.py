@@ -1,4 +1,5 @@
-"""Both official SDKs → the gateway → the real vLLM CPU engine with the embedded SmolLM2 model.
+"""The official SDKs (OpenAI, Anthropic, Gemini) → the gateway → the real vLLM CPU engine
+with the embedded SmolLM2 model.
 
 One engine per session (the `engine` fixture in tests/conftest.py starts it with `serving
 launch`); one gateway per module in front of it.
@@ -6,11 +7,14 @@ launch`); one gateway per module in front of it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import types
 
 from serving.gateway.app import create_app
 from serving.gateway.settings import parse_settings
@@ -141,3 +145,144 @@ def test_unknown_model_through_the_engine_route(gateway_url: str) -> None:
             max_tokens=8,
             messages=QUESTION,  # type: ignore[arg-type]
         )
+
+
+# ---- tool calling on the embedded engine (Hermes template + parser, structured output) -------
+
+TOOL_NAME = "get_weather"
+TOOL_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+}
+WEATHER = [{"role": "user", "content": "What is the weather in Paris? Use the tool."}]
+TOOL_RESULT = "Sunny, 24 degrees Celsius."
+
+
+def test_openai_forced_tool_call_round_trip(gateway_url: str) -> None:
+    client = openai_client(gateway_url)
+    tools = [{"type": "function", "function": {"name": TOOL_NAME, "parameters": TOOL_SCHEMA}}]
+    first = client.chat.completions.create(
+        model="smollm2",
+        messages=WEATHER,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice={"type": "function", "function": {"name": TOOL_NAME}},
+        max_tokens=64,
+        temperature=0,
+    )
+    calls = first.choices[0].message.tool_calls or []
+    assert len(calls) == 1 and calls[0].type == "function"
+    assert calls[0].function.name == TOOL_NAME and calls[0].id
+    arguments = json.loads(calls[0].function.arguments)
+    assert isinstance(arguments, dict)
+    second = client.chat.completions.create(
+        model="smollm2",
+        messages=[
+            *WEATHER,
+            first.choices[0].message.model_dump(exclude_none=True),  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": calls[0].id, "content": TOOL_RESULT},
+        ],
+        tools=tools,  # type: ignore[arg-type]
+        max_tokens=32,
+        temperature=0,
+    )
+    assert second.choices[0].message.content
+    assert second.choices[0].finish_reason in ("stop", "length")
+    assert second.usage is not None and second.usage.prompt_tokens > first.usage.prompt_tokens  # type: ignore[union-attr]
+
+
+def test_openai_tool_choice_auto_is_accepted(gateway_url: str) -> None:
+    tools = [{"type": "function", "function": {"name": TOOL_NAME, "parameters": TOOL_SCHEMA}}]
+    reply = openai_client(gateway_url).chat.completions.create(
+        model="smollm2",
+        messages=WEATHER,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice="auto",
+        max_tokens=16,
+        temperature=0,
+    )
+    choice = reply.choices[0]
+    # A 135M model may answer or call; either way a well-formed completion, not a 400.
+    assert choice.finish_reason in ("stop", "length", "tool_calls")
+    assert choice.message.content or choice.message.tool_calls
+
+
+def test_anthropic_forced_tool_use_round_trip(gateway_url: str) -> None:
+    client = anthropic_client(gateway_url)
+    tools = [{"name": TOOL_NAME, "description": "Weather now", "input_schema": TOOL_SCHEMA}]
+    first = client.messages.create(
+        model="smollm2",
+        max_tokens=64,
+        messages=WEATHER,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice={"type": "tool", "name": TOOL_NAME},
+        extra_body=GREEDY,  # type: ignore[arg-type]
+    )
+    uses = [block for block in first.content if block.type == "tool_use"]
+    assert len(uses) == 1 and uses[0].name == TOOL_NAME and uses[0].id
+    assert isinstance(uses[0].input, dict)
+    assert first.stop_reason == "tool_use"
+    second = client.messages.create(
+        model="smollm2",
+        max_tokens=32,
+        messages=[
+            *WEATHER,  # type: ignore[list-item]
+            {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": uses[0].id, "content": TOOL_RESULT}
+                ],
+            },
+        ],
+        tools=tools,  # type: ignore[arg-type]
+        extra_body=GREEDY,  # type: ignore[arg-type]
+    )
+    assert second.stop_reason in ("end_turn", "max_tokens")
+    texts = [block.text for block in second.content if block.type == "text"]
+    assert texts and texts[0]
+
+
+def test_gemini_forced_function_call_round_trip(gateway_url: str) -> None:
+    client = genai.Client(api_key="local", http_options=types.HttpOptions(base_url=gateway_url))
+    declaration = types.FunctionDeclaration(
+        name=TOOL_NAME, description="Weather now", parameters_json_schema=TOOL_SCHEMA
+    )
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[declaration])],
+        tool_config=types.ToolConfig(
+            function_calling_config=types.FunctionCallingConfig(
+                mode=types.FunctionCallingConfigMode.ANY, allowed_function_names=[TOOL_NAME]
+            )
+        ),
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        temperature=0,
+        max_output_tokens=64,
+    )
+    question = types.Content(role="user", parts=[types.Part(text=WEATHER[0]["content"])])
+    first = client.models.generate_content(model="smollm2", contents=[question], config=config)
+    assert first.candidates and first.candidates[0].content
+    calls = [p.function_call for p in first.candidates[0].content.parts or [] if p.function_call]
+    assert len(calls) == 1 and calls[0].name == TOOL_NAME
+    assert isinstance(calls[0].args, dict)
+    answer_config = types.GenerateContentConfig(
+        tools=config.tools,
+        automatic_function_calling=config.automatic_function_calling,
+        temperature=0,
+        max_output_tokens=32,
+    )
+    reply = types.FunctionResponse(name=TOOL_NAME, response={"result": TOOL_RESULT})
+    second = client.models.generate_content(
+        model="smollm2",
+        contents=[
+            question,
+            types.Content(role="model", parts=[types.Part(function_call=calls[0])]),
+            types.Content(role="user", parts=[types.Part(function_response=reply)]),
+        ],
+        config=answer_config,
+    )
+    assert second.text
+    assert second.candidates and second.candidates[0].finish_reason in (
+        types.FinishReason.STOP,
+        types.FinishReason.MAX_TOKENS,
+    )

