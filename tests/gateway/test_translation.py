@@ -103,3 +103,30 @@ def test_golden(path: Path) -> None:
 
 def test_every_kind_has_a_golden_case() -> None:
     golden.check_every_kind_used(GOLDEN, KINDS)
+
+
+def test_a_forced_tool_call_ending_with_stop_is_tool_use_in_anthropic() -> None:
+    # OpenAI and vLLM finish a named tool_choice with "stop"; the turn still ends in a call.
+    body = {
+        "id": "x",
+        "model": "m",
+        "choices": [
+            {
+                "message": {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
+                    ],
+                },
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    assert ot.response_to_canonical(body).stop.reason.value == "tool_use"
+    body["choices"][0]["message"]["tool_calls"] = []  # type: ignore[index]
+    assert ot.response_to_canonical(body).stop.reason.value == "end_turn"

@@ -299,11 +299,16 @@ def response_to_canonical(body: dict[str, Any]) -> c.ChatResponse:
         blocks.append(
             c.ToolCall(call.get("id") or "", fn.get("name", ""), fn.get("arguments") or "{}")
         )
+    stop = stop_from_choice(choice.get("finish_reason"), choice.get("stop_reason"))
+    if stop.reason is c.StopReason.END_TURN and any(isinstance(b, c.ToolCall) for b in blocks):
+        # A forced (named) tool choice ends with "stop" (OpenAI and vLLM), yet the turn ends in
+        # a call: other dialects must say so (Anthropic "tool_use").
+        stop = c.Stop(c.StopReason.TOOL_USE)
     return c.ChatResponse(
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),
         blocks=blocks,
-        stop=stop_from_choice(choice.get("finish_reason"), choice.get("stop_reason")),
+        stop=stop,
         usage=usage_to_canonical(body.get("usage")),
     )
 
