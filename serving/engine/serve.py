@@ -27,6 +27,7 @@ from serving.engine.exitcodes import ExitCode
 from serving.engine.process import ChildProcess
 from serving.engine.reference import load_reference
 from serving.engine.selfcheck import SelfCheckError, ask_engine, read_cpu, render
+from serving.engine.settings import EngineSettings
 from serving.engine.supervisor import Startup, wait_healthy
 
 Reporter = Callable[[str], None]
@@ -167,7 +168,8 @@ def run_self_check(options: ServeOptions, check: SelfCheck, report: Reporter) ->
         return False
     base_url = f"http://{_loopback(options.engine_host)}:{options.engine_port}/v1"
     try:
-        result = ask_engine(base_url, options.served_model, reference)
+        api_key = EngineSettings.from_env().vllm_api_key  # the engine's own key, if it has one
+        result = ask_engine(base_url, options.served_model, reference, api_key=api_key)
     except SelfCheckError as exc:
         report(f"[serve] warning: the engine self-check could not run: {exc}")
         return False
