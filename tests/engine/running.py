@@ -18,7 +18,9 @@ import pytest
 from serving.engine.process import wait_group_gone
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ENGINE_STARTUP_BUDGET_S = 240.0
+# Only a guard against a hung launcher: the launcher enforces its own budget (600 s on the CPU)
+# and exits when it is spent, which the fixture reports at once.
+ENGINE_STARTUP_BUDGET_S = 900.0
 ENGINE_STOP_BUDGET_S = 60.0
 SERVED_MODEL = "smollm2"
 
