@@ -18,7 +18,6 @@ from serving.gateway.dialects.anthropic import protocol as anthropic
 from serving.gateway.dialects.gemini import protocol as gemini
 from serving.gateway.dialects.openai import protocol as openai
 
-_REF = "#/components/schemas/{model}"
 _ERROR_STATUSES = {
     "400": "The request is invalid (bad JSON, a wrong type, an unknown field value)",
     "401": "Missing or invalid API key",
@@ -56,12 +55,22 @@ _ROUTES: dict[str, tuple[tuple[type[BaseModel], ...] | dict[str, Any], type[Base
 }
 
 
+_PREFIXES = {
+    openai.__name__: "OpenAI.",
+    anthropic.__name__: "Anthropic.",
+    gemini.__name__: "Gemini.",
+}
+
+
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
-    """A `$ref` to the model's schema, its definitions hoisted into the components."""
-    schema = model.model_json_schema(ref_template=_REF, by_alias=True)
-    components.update(schema.pop("$defs", {}))
-    components[model.__name__] = schema
-    return {"$ref": _REF.format(model=model.__name__)}
+    """A `$ref` to the model's schema, its definitions hoisted into the components, each name
+    prefixed with its dialect (both Anthropic and Gemini have a `CountTokensRequest`)."""
+    prefix = _PREFIXES[model.__module__]
+    template = "#/components/schemas/" + prefix + "{model}"
+    schema = model.model_json_schema(ref_template=template, by_alias=True)
+    components.update((prefix + k, v) for k, v in schema.pop("$defs", {}).items())
+    components[prefix + model.__name__] = schema
+    return {"$ref": template.format(model=model.__name__)}
 
 
 def _body(models: tuple[type[BaseModel], ...] | dict[str, Any], components: dict[str, Any]) -> Any:
