@@ -23,6 +23,7 @@ from serving.gateway.settings import parse_settings
 from tests.support.fake_upstream import FakeUpstream, Reply, chat_completion, chat_stream
 from tests.support.servers import serve
 
+NO_PROBES = {"enabled": False}  # readiness probes would mark the faulty fakes unhealthy
 FAST = {"connect": 1, "first_byte": 2, "total": 5, "stream_idle": 2}
 GOOD = "from good"
 
@@ -51,7 +52,7 @@ def setup() -> Iterator[Setup]:
     with serve(garbled.app) as g_url, serve(good.app) as ok_url:
 
         def up(name: str, url: str) -> dict[str, Any]:
-            return {"name": name, "base_url": url + "/v1", "timeouts": FAST}
+            return {"name": name, "base_url": url + "/v1", "timeouts": FAST, "health": NO_PROBES}
 
         def chain(first: str) -> list[dict[str, str]]:
             return [{"upstream": first, "model": "m1"}, {"upstream": "good", "model": "m2"}]

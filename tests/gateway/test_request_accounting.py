@@ -30,6 +30,7 @@ from tests.support.fake_upstream import (
 from tests.support.hanging_upstream import HangingUpstream
 from tests.support.servers import free_port, serve
 
+NO_PROBES = {"enabled": False}  # readiness probes would mark the faulty fakes unhealthy
 FAST = {"connect": 1, "first_byte": 15, "total": 20, "stream_idle": 15}
 CLOSE_WITHIN = 3.0  # seconds from the client leaving to the upstream seeing its connection close
 
@@ -52,7 +53,7 @@ def setup() -> Iterator[Setup]:
     ):
 
         def up(name: str, url: str) -> dict[str, Any]:
-            return {"name": name, "base_url": url + "/v1", "timeouts": FAST}
+            return {"name": name, "base_url": url + "/v1", "timeouts": FAST, "health": NO_PROBES}
 
         def route(model: str, upstream: str) -> dict[str, Any]:
             return {"model": model, "targets": [{"upstream": upstream, "model": "m"}]}

@@ -41,7 +41,11 @@ def logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, FakeUpstream,
                     "server": {"api_keys_env": "TEST_CLIENT_KEYS"},
                     "privacy": {"detect": False},
                     "upstreams": [
-                        {"name": "dead", "base_url": f"http://127.0.0.1:{free_port()}/v1"},
+                        {
+                            "name": "dead",
+                            "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                            "health": {"enabled": False},
+                        },
                         {"name": "fake", "base_url": up + "/v1"},
                     ],
                     "routes": [

@@ -26,7 +26,12 @@ class OpenAICompatClient(HTTPUpstream):
         return oai.response_to_canonical(parsed)
 
     async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
-        body = oai.dumps(oai.request_from_canonical(req, model)).encode()
+        full = oai.request_from_canonical(req, model)
+        if self.locality == "local":
+            # vLLM's extension: usage in every chunk, so the prompt's size is known at the first
+            # (an Anthropic client's `message_start` carries it). Hosted OpenAI would refuse it.
+            full["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
+        body = oai.dumps(full).encode()
         return await prime(self.sse_events("/chat/completions", body, oai_stream.ChunkDecoder()))
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:

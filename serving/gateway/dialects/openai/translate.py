@@ -299,13 +299,22 @@ def response_to_canonical(body: dict[str, Any]) -> c.ChatResponse:
         blocks.append(
             c.ToolCall(call.get("id") or "", fn.get("name", ""), fn.get("arguments") or "{}")
         )
+    stop = stop_from_choice(choice.get("finish_reason"), choice.get("stop_reason"))
     return c.ChatResponse(
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),
         blocks=blocks,
-        stop=stop_from_choice(choice.get("finish_reason"), choice.get("stop_reason")),
+        stop=called_stop(stop, any(isinstance(b, c.ToolCall) for b in blocks)),
         usage=usage_to_canonical(body.get("usage")),
     )
+
+
+def called_stop(stop: c.Stop, called: bool) -> c.Stop:
+    """An answer that calls a tool stopped to use it, whatever the engine says: vLLM finishes a
+    forced (named) tool choice with `stop`, and an Anthropic client must see `tool_use`."""
+    if called and stop.reason == c.StopReason.END_TURN:
+        return c.Stop(c.StopReason.TOOL_USE)
+    return stop
 
 
 # ---- canonical -> client response ------------------------------------------------------------
