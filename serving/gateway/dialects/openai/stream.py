@@ -161,7 +161,7 @@ class ChunkEncoder:
 def error_frame(error: Exception) -> bytes:
     """An in-stream error the OpenAI SDK raises as APIError; no `[DONE]` follows."""
     message = str(error) or type(error).__name__
-    code = error.status if isinstance(error, GatewayError) else 500
+    code = error.code if isinstance(error, GatewayError) else None  # a string or null
     body = {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
     return data_frame(dumps(body))
 
