@@ -8,6 +8,7 @@ gateway close its upstream connection within a bounded time.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.gateway.app import create_app
+from serving.gateway.runtime import Gateway
 from serving.gateway.settings import parse_settings
 from tests.support.fake_upstream import (
     FakeUpstream,
@@ -184,3 +186,49 @@ def test_a_client_that_leaves_cancels_the_upstream_call(
     assert upstream.wait_closed(1, within=CLOSE_WITHIN), "the upstream call ran on"
     counts, _ = wait_for_count(setup.url, 1)
     assert counts == Counter({(route, dialect, "499"): 1})
+
+
+@pytest.mark.parametrize(
+    ("dialect", "path", "body"),
+    [
+        (
+            "openai",
+            "/v1/chat/completions",
+            {"model": "ok", "messages": [{"role": "user", "content": "x"}]},
+        ),
+        (
+            "anthropic",
+            "/v1/messages",
+            {"model": "ok", "max_tokens": 4, "messages": [{"role": "user", "content": "x"}]},
+        ),
+        ("gemini", "/v1beta/models/ok:generateContent", {"contents": [{"parts": [{"text": "x"}]}]}),
+    ],
+)
+def test_a_bug_in_the_gateway_is_the_dialects_500_and_counted(
+    dialect: str, path: str, body: dict[str, Any]
+) -> None:
+    """The last safety net: an exception no handler knows becomes a JSON 500 in the path's
+    dialect with its request id, and the request is still counted once."""
+    settings = parse_settings(
+        {
+            "upstreams": [{"name": "u", "base_url": "http://127.0.0.1:9/v1"}],
+            "routes": [{"model": "ok", "targets": [{"upstream": "u", "model": "m"}]}],
+        },
+        "catch-all",
+    )
+    gateway = Gateway(settings)
+
+    async def broken(*_: Any) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    gateway.dispatcher.dispatch = broken  # type: ignore[method-assign]
+    with serve(create_app(settings, gateway)) as url:
+        response = httpx.post(url + path, json=body, timeout=10)
+        assert response.status_code == 500
+        assert response.headers["content-type"].startswith("application/json")
+        payload = response.json()
+        rid = response.headers["request-id" if dialect == "anthropic" else "x-request-id"]
+        assert rid in json.dumps(payload)  # the message names the request id to report
+        assert "a bug" not in json.dumps(payload)  # internals stay in the log
+        counts, _ = wait_for_count(url, 1)
+    assert counts == Counter({("ok", dialect, "500"): 1})
