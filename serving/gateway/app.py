@@ -1,9 +1,10 @@
-"""The app factory: one `Gateway` per app on `app.state`, routers, and per-dialect errors."""
+"""The app factory: one `Gateway` per app on `app.state`, the routes, the request lifecycle,
+and errors rendered in each path's dialect."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -11,35 +12,44 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from serving.gateway import admin, errors, ops
+from serving.gateway import admin, errors, models, openapi, ops
 from serving.gateway.dialects.anthropic import router as anthropic
 from serving.gateway.dialects.gemini import router as gemini
-from serving.gateway.dialects.openai import passthrough as openai_passthrough
 from serving.gateway.dialects.openai import router as openai
-from serving.gateway.policy.caller import PrivacyMiddleware
+from serving.gateway.endpoint import DialectAdapter
+from serving.gateway.lifecycle import SCOPE_KEY, Lifecycle, Renderer, record_of
 from serving.gateway.runtime import Gateway
 from serving.gateway.settings import Settings
 
 log = logging.getLogger("serving.gateway")
 
-Renderer = Callable[[errors.GatewayError], Response]
-
-# Path prefix -> the dialect whose envelope errors on that path use; the first match wins.
-_RENDERERS: tuple[tuple[str, Renderer], ...] = (
-    ("/v1/messages", anthropic.render_error),
-    ("/v1beta/", gemini.render_error),
-    ("/v1/models/", gemini.render_error),  # Gemini's /v1 variant; OpenAI only lists /v1/models
-    ("/", openai.render_error),
+# Path prefix -> the dialect whose envelope and request-id header that path uses; first match.
+_DIALECTS: tuple[tuple[str, DialectAdapter], ...] = (
+    ("/v1/messages", anthropic.DIALECT),
+    ("/v1beta/", gemini.DIALECT),
+    ("/v1/models/", gemini.DIALECT),  # Gemini's /v1 variant; OpenAI only lists /v1/models
+    ("/", openai.DIALECT),
 )
+# The header each dialect's SDK reads the request id from.
+_REQUEST_ID_HEADERS = {"anthropic": b"request-id"}
 
 
-def render_for(path: str) -> Renderer:
-    return next(render for prefix, render in _RENDERERS if path.startswith(prefix))
+def dialect_for(path: str) -> tuple[str, Renderer]:
+    adapter = next(a for prefix, a in _DIALECTS if path.startswith(prefix))
+    return adapter.name, adapter.render_error
+
+
+def request_id_header(dialect: str) -> bytes:
+    return _REQUEST_ID_HEADERS.get(dialect, b"x-request-id")
 
 
 def _http_error(exc: HTTPException) -> errors.GatewayError:
-    cls = {404: errors.NotFound, 401: errors.AuthenticationFailed, 413: errors.RequestTooLarge}
-    return cls.get(exc.status_code, errors.InvalidRequest)(str(exc.detail), status=exc.status_code)
+    cls = {
+        404: errors.NotFound,
+        401: errors.AuthenticationFailed,
+        413: errors.RequestTooLarge,
+    }.get(exc.status_code, errors.InvalidRequest)
+    return cls(str(exc.detail), status=exc.status_code)
 
 
 def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
@@ -54,27 +64,40 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     app = FastAPI(title="serving gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gw
     app.include_router(ops.router)
+    app.include_router(models.router)
     app.include_router(openai.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)
-    app.include_router(openai_passthrough.router)
     if settings.admin.enabled:
         app.include_router(admin.router)
-    # Privacy marks from headers and API keys, for every dialect's route (see policy/caller.py).
-    app.add_middleware(PrivacyMiddleware, policy=gw.dispatcher.privacy, caller=gw.dispatcher.caller)
+    app.add_middleware(
+        Lifecycle, metrics=gw.metrics, dialect_for=dialect_for, header_for=request_id_header
+    )
+    openapi.install(app)
+
+    def render(request: Request, exc: errors.GatewayError) -> Response:
+        record = record_of(request) if SCOPE_KEY in request.scope else None
+        if exc.status >= 500 and not isinstance(exc, errors.ClientClosed):
+            log.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc)
+        rid = record.request_id if record is not None else ""
+        response = dialect_for(request.url.path)[1](exc, rid)
+        if record is not None:
+            record.failed(exc, response.status_code)  # the status sent (Gemini has no 529)
+        return response
 
     @app.exception_handler(errors.GatewayError)
     async def gateway_error(request: Request, exc: errors.GatewayError) -> Response:
-        if exc.status >= 500:
-            log.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc)
-        return render_for(request.url.path)(exc)
+        return render(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return render_for(request.url.path)(errors.InvalidRequest(str(exc)))
+        return render(request, errors.InvalidRequest(str(exc)))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return render_for(request.url.path)(_http_error(exc))
+        response = render(request, _http_error(exc))
+        if exc.headers:  # e.g. 405's `Allow`
+            response.headers.update(exc.headers)
+        return response
 
     return app

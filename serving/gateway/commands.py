@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -17,6 +16,9 @@ def register(subparsers: Any) -> None:
     gw.add_argument("--host", help="listen address (default: the config's server.host)")
     gw.add_argument("--port", type=int, help="listen port (default: the config's server.port)")
     gw.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    gw.add_argument(
+        "--log-format", choices=["text", "json"], help="default: the config's server.log_format"
+    )
     gw.set_defaults(func=run_gateway)
 
     config = subparsers.add_parser("config", help="work with gateway config files")
@@ -51,16 +53,17 @@ def run_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
     from serving.gateway.app import create_app
+    from serving.gateway.logs import configure
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every upstream request at INFO: noise, and a cost on every request's path
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure(args.log_level, args.log_format or settings.server.log_format)
     app = create_app(settings)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    # uvicorn's own loggers go through the handler configured above (log_config=None); its
+    # access log is off: the gateway writes one richer access line per request itself.
+    uvicorn.run(
+        app, host=host, port=port, log_level=args.log_level, access_log=False, log_config=None
+    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Typed dependencies that keep handler signatures short."""
+"""Reading a request: who is calling (authentication, caller facts) and its JSON body."""
 
 from __future__ import annotations
 
@@ -9,47 +9,76 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from serving.gateway.errors import AuthenticationFailed, InvalidRequest, RequestTooLarge
-from serving.gateway.policy.caller import presented_key
+from serving.gateway.policy.caller import Caller, presented_key
 from serving.gateway.runtime import Gateway
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def get_gateway(request: Request) -> Gateway:
+def authenticate(request: Request) -> tuple[Gateway, Caller]:
+    """The app's gateway once the caller's key is accepted, and what the transport says about
+    the caller (a private header, or a key whose policy makes its requests private)."""
     gateway: Gateway = request.app.state.gateway
-    if (
-        gateway.api_keys
-        and presented_key(request.headers, request.scope.get("query_string", b""))
-        not in gateway.api_keys
-    ):
+    key = presented_key(request.headers, request.scope.get("query_string", b""))
+    if gateway.api_keys and key not in gateway.api_keys:
         raise AuthenticationFailed("invalid or missing API key")
-    return gateway
+    return gateway, Caller(gateway.dispatcher.privacy.marked(request.headers, key))
+
+
+def get_gateway(request: Request) -> Gateway:
+    return authenticate(request)[0]
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
 async def read_json(request: Request, limit: int) -> tuple[bytes, dict[str, Any]]:
-    """The raw body (kept for pass-through) and its parsed JSON object."""
+    """The raw body (kept for pass-through) and its parsed JSON object. Anything a client can
+    send that is not a JSON object of valid Unicode is its 400 here, before any other work."""
     body = await request.body()
     if len(body) > limit:
         raise RequestTooLarge(f"request body is {len(body)} bytes; the limit is {limit}")
     try:
         parsed = json.loads(body)
-    except ValueError as exc:
+    except RecursionError as exc:
+        raise InvalidRequest("request body is nested too deeply") from exc
+    except ValueError as exc:  # UnicodeDecodeError included: the body is not UTF-8
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict):
         raise InvalidRequest("request body must be a JSON object")
+    if b"\\u" in body:
+        _refuse_lone_surrogates(parsed)
     return body, parsed
+
+
+def _refuse_lone_surrogates(parsed: dict[str, Any]) -> None:
+    """JSON may escape half of a UTF-16 pair (`\\ud800`), which is no Unicode text: nothing
+    downstream could encode it. Only bodies with escapes get this check (it re-encodes)."""
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(
+            "request body contains a lone UTF-16 surrogate escape (e.g. \\ud800), which is not"
+            " valid Unicode text"
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidRequest("request body is nested too deeply") from exc
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:
     """Validate against a wire model; the first problem becomes a clear 400 naming the field."""
     try:
         return model.model_validate(data)
+    except RecursionError as exc:
+        raise InvalidRequest("request body is nested too deeply") from exc
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        message = f"{where}: {err['msg']}{more}" if where else f"{err['msg']}{more}"
-        raise InvalidRequest(message, param=where or None) from exc
+        raise invalid(exc) from exc
+
+
+def invalid(exc: ValidationError) -> InvalidRequest:
+    """A wire model's complaint as the client's 400, naming the first field at fault."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    message = f"{where}: {err['msg']}{more}" if where else f"{err['msg']}{more}"
+    return InvalidRequest(message, param=where or None)

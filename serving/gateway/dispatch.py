@@ -1,22 +1,21 @@
-"""Walks a route's chain of targets until one answers.
+"""Walks a route's chain of targets until one answers: for a generation, or for a token count.
 
 Before any attempt, routing.py narrows the chain (privacy: local targets only; context window:
 targets that can hold the prompt). Then, for each remaining target in order:
 
 - skip it without an attempt when its pool has no healthy endpoint or its circuit is open;
 - send: a same-dialect upstream gets the client's body forwarded untouched, any other upstream
-  the canonical request (built at most once);
+  the canonical request (translated eagerly by the dialect adapter, before dispatch);
 - on a failure, retry the same target while retry.py allows (backoff, `retry-after` up to a
   cap), then move on when the failure's reason is in the upstream's `fallback_on`; anything else
   (a client's bad request) goes back to the client at once.
 
-Streams are primed by the upstream clients (the first event has arrived before a stream is
-returned), so every failover happens before the client has seen a byte. Every decision is
-logged at debug level and counted; nothing here ever logs request content.
-
-Privacy signals from the transport (header, API key) reach the dispatcher through `caller`, a
-context variable owned by this instance and set per request by `PrivacyMiddleware` (app.py):
-every dialect's router, present and future, is covered without passing it along by hand.
+Upstream clients map every failure into the error hierarchy at their boundary
+(upstreams/boundary.py), so only `GatewayError`s reach this walk. Streams are primed by the
+upstream clients (the first event has arrived before a stream is returned), so every failover
+happens before the client has seen a byte. Every decision is logged at debug level and counted;
+nothing here ever logs request content. What the transport said about the caller (the private
+header, the key's policy) arrives as a plain `Caller` argument.
 """
 
 from __future__ import annotations
@@ -25,12 +24,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from serving.gateway import canonical as c
-from serving.gateway.errors import GatewayError, NotFound
+from serving.gateway.errors import GatewayError, InvalidRequest, NotFound
 from serving.gateway.metrics import Metrics
 from serving.gateway.policy.caller import Caller
 from serving.gateway.policy.circuit import Breaker, Circuits, Clock
@@ -43,7 +42,7 @@ from serving.gateway.policy.fallback import (
 )
 from serving.gateway.policy.privacy import PrivacyPolicy
 from serving.gateway.policy.retry import Random, RetryPolicy, Sleep
-from serving.gateway.policy.routing import Planner
+from serving.gateway.policy.routing import Plan, Planner
 from serving.gateway.policy.streams import guard_bytes, guard_events
 from serving.gateway.settings import Route, Settings, Target
 from serving.gateway.upstreams.base import (
@@ -58,6 +57,9 @@ from serving.gateway.upstreams.health import PoolHealth
 log = logging.getLogger("serving.gateway.dispatch")
 
 Result = RawResponse | RawStream | c.ChatResponse | EventStream
+T = TypeVar("T")
+# One attempt at one target: what the operation sends, given the target and its client.
+Send = Callable[[Target, UpstreamClient], Awaitable[T]]
 
 
 @dataclass(slots=True)
@@ -72,19 +74,15 @@ class Outcome:
     escalated_from: str | None = None  # the route asked for, when complexity routing moved it
 
 
-class _Canonical:
-    """The canonical request, built on first use and at most once per request."""
+@dataclass(slots=True)
+class Counted:
+    """A token count, and which target of which route gave it."""
 
-    __slots__ = ("_build", "_value")
-
-    def __init__(self, build: Callable[[], c.ChatRequest]) -> None:
-        self._build = build
-        self._value: c.ChatRequest | None = None
-
-    def get(self) -> c.ChatRequest:
-        if self._value is None:
-            self._value = self._build()
-        return self._value
+    tokens: int
+    route: Route
+    target: Target
+    fallbacks: list[str] = field(default_factory=list)
+    private: str | None = None
 
 
 class Dispatcher:
@@ -117,11 +115,8 @@ class Dispatcher:
         self._fallback_on = {
             u.name: frozenset(settings.fallback_on_for(u)) for u in settings.upstreams
         }
-        self.caller: ContextVar[Caller | None] = ContextVar(
-            f"serving_caller_{id(self)}", default=None
-        )
         self.privacy = PrivacyPolicy(settings.privacy, private_keys)
-        self.planner = Planner(settings, upstreams, metrics, self.privacy, self.caller)
+        self.planner = Planner(settings, upstreams, metrics, self.privacy)
         self.meter = CostMeter(settings, metrics, load_price_table())
 
     def route(self, model: str) -> Route:
@@ -129,7 +124,9 @@ class Dispatcher:
         if route is None:
             known = ", ".join(sorted(self.model_names()))
             raise NotFound(
-                f"model {model!r} not found; this gateway serves: {known}", param="model"
+                f"model {model!r} not found; this gateway serves: {known}",
+                param="model",
+                code="model_not_found",
             )
         return route
 
@@ -141,16 +138,63 @@ class Dispatcher:
         dialect: str,
         model: str,
         call: RawCall,
-        to_canonical: Callable[[], c.ChatRequest],
+        request: c.ChatRequest | InvalidRequest,
+        caller: Caller,
     ) -> Outcome:
+        """Generate: the first target that answers. `request` is the canonical form of `call`,
+        or why it has none (embeddings; `n > 1`): then only same-dialect targets can serve it,
+        the others are skipped uncontacted, and with none left that reason is the client's 400.
+        """
+        asked = self.route(model)
+        route = self.planner.escalated(asked, call) or asked
+        canonical = request if isinstance(request, c.ChatRequest) else None
+        plan = await self.planner.plan(route, call, canonical, caller)
+
+        async def send(target: Target, upstream: UpstreamClient) -> Result:
+            if upstream.dialect == dialect:
+                return await upstream.forward(call, target.model)
+            assert canonical is not None  # other dialects are skipped without one
+            if call.stream:
+                return await upstream.stream(canonical, target.model)
+            return await upstream.complete(canonical, target.model)
+
+        native = None if isinstance(request, c.ChatRequest) else (dialect, request)
+        result, target, failures, started = await self._walk(route, plan, send, native)
+        result = self._guarded(result, target, self.circuits[target.label], started)
+        outcome = self._outcome(result, route, target, failures, plan.private)
+        outcome.escalated_from = asked.model if asked is not route else None
+        return outcome
+
+    async def count(
+        self, model: str, call: RawCall, request: c.ChatRequest, caller: Caller
+    ) -> Counted:
+        """Count input tokens on the first target that can: the same chain, plan, breakers,
+        health and metrics as a generation. Counting has no same-dialect shortcut: each
+        upstream counts a canonical request its own way (vLLM's /tokenize renders the chat
+        template; Anthropic and Gemini have counting endpoints)."""
         route = self.route(model)
-        asked = route
-        route = self.planner.escalated(route, call) or route
-        canonical = _Canonical(to_canonical)
-        plan = await self.planner.plan(route, call, canonical.get)
+        plan = await self.planner.plan(route, call, request, caller)
+
+        async def send(target: Target, upstream: UpstreamClient) -> int:
+            return await upstream.count_tokens(request, target.model)
+
+        tokens, target, failures, _ = await self._walk(route, plan, send, None)
+        return Counted(tokens, route, target, [f.describe() for f in failures], plan.private)
+
+    async def _walk(
+        self,
+        route: Route,
+        plan: Plan,
+        send: Send[T],
+        native: tuple[str, InvalidRequest] | None,
+    ) -> tuple[T, Target, list[Failure], float]:
+        """The plan's targets in order until one answers: the answer, who gave it, who failed
+        before it, and when its successful attempt started. With `native` (a dialect, and why
+        the request has no canonical form) only targets of that dialect are tried."""
         failures = list(plan.skipped)
         for target in plan.targets:
-            if call.native_only and self._upstreams[target.upstream].dialect != dialect:
+            upstream = self._upstreams[target.upstream]
+            if native is not None and upstream.dialect != native[0]:
                 failures.append(Failure(target.label, "dialect", None))
                 continue
             breaker = self.circuits[target.label]
@@ -162,7 +206,7 @@ class Dispatcher:
                 failures.append(Failure(target.label, skip, None))
                 continue
             try:
-                result = await self._attempt(dialect, target, call, canonical, breaker)
+                result, started = await self._attempt(target, upstream, send, breaker)
             except GatewayError as exc:
                 reason = classify(exc)
                 if reason not in self._fallback_on[target.upstream]:
@@ -177,9 +221,9 @@ class Dispatcher:
                 self._metrics.fallbacks.labels(route.model, reason).inc()
                 failures.append(Failure(target.label, reason, exc))
                 continue
-            outcome = self._outcome(result, route, target, failures, plan.private)
-            outcome.escalated_from = asked.model if asked is not route else None
-            return outcome
+            return result, target, failures, started
+        if native is not None and failures and all(f.reason == "dialect" for f in failures):
+            raise native[1]
         blocked = plan.private is not None and any(f.reason == "private" for f in failures)
         if blocked:
             self._metrics.privacy_blocked.labels(route.model).inc()
@@ -196,8 +240,8 @@ class Dispatcher:
         return None
 
     async def _attempt(
-        self, dialect: str, target: Target, call: RawCall, canonical: _Canonical, breaker: Breaker
-    ) -> Result:
+        self, target: Target, upstream: UpstreamClient, send: Send[T], breaker: Breaker
+    ) -> tuple[T, float]:
         """One target, with its retries; the circuit hears every try's outcome."""
         retry = self._retry[target.upstream]
         n = 0
@@ -205,7 +249,7 @@ class Dispatcher:
             settled = False
             started = asyncio.get_running_loop().time()
             try:
-                result = await self._send(dialect, target, call, canonical)
+                result = await send(target, upstream)
                 settled = True
             except GatewayError as exc:
                 settled = True
@@ -229,7 +273,7 @@ class Dispatcher:
                     breaker.release()
             breaker.record(failed=False)
             self._metrics.upstream_attempts.labels(target.label, "ok").inc()
-            return self._guarded(result, target, breaker, started)
+            return result, started
 
     def _guarded(self, result: Result, target: Target, breaker: Breaker, started: float) -> Result:
         """A stream, bounded by the target's total time and reporting breaks to its circuit."""
@@ -251,16 +295,6 @@ class Dispatcher:
                 result.rest, name=name, total=total, deadline=deadline, on_failure=broke
             )
         return result
-
-    async def _send(
-        self, dialect: str, target: Target, call: RawCall, canonical: _Canonical
-    ) -> Result:
-        upstream = self._upstreams[target.upstream]
-        if upstream.dialect == dialect:
-            return await upstream.forward(call, target.model)
-        if call.stream:
-            return await upstream.stream(canonical.get(), target.model)
-        return await upstream.complete(canonical.get(), target.model)
 
     def _outcome(
         self,

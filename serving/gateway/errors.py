@@ -7,16 +7,21 @@
      ├── PermissionDenied               403     no
      ├── NotFound                       404     no
      ├── RequestTooLarge                413     no
+     ├── ClientClosed                   499     no   (the client went away; nothing is sent)
      ├── RateLimited                    429     yes  (carries retry_after seconds)
-     ├── UpstreamError                  502     yes  (an upstream answered badly)
+     ├── UpstreamError                  502     yes  (an upstream answered badly: a 5xx, bytes
+     │    │                                          that do not decode, a wrong shape, or any
+     │    │                                          exception inside its client; `reason` says)
      │    ├── Overloaded                529     yes
      │    └── UpstreamTimeout           504     yes
      ├── UpstreamUnavailable            503     yes  (could not connect)
      ├── NoHealthyTarget                503     yes  (every target skipped or failed)
      └── PrivacyBlocked                 503     no   (private request, no local target)
 
-Upstream clients map transport and HTTP failures into this tree; policy decides fallback from
-the class and `retryable`, never from message text. Every error carries its message.
+Upstream clients map every failure into this tree at one boundary (`upstreams/boundary.py`);
+policy decides fallback from the class and `retryable`, never from message text. Every error
+carries its message; `code` is an optional machine-readable string a dialect may render
+(OpenAI's `error.code`: "model_not_found", "context_length_exceeded", ...).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 class GatewayError(Exception):
     status: int = 500
     retryable: bool = False
+    default_code: str | None = None
 
     def __init__(
         self,
@@ -34,6 +40,7 @@ class GatewayError(Exception):
         param: str | None = None,
         retry_after: float | None = None,
         upstream: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -42,6 +49,7 @@ class GatewayError(Exception):
         self.param = param
         self.retry_after = retry_after
         self.upstream = upstream
+        self.code = code if code is not None else self.default_code
 
     def __str__(self) -> str:
         return self.message
@@ -52,7 +60,14 @@ class InvalidRequest(GatewayError):
 
 
 class ContextWindowExceeded(InvalidRequest):
-    pass
+    default_code = "context_length_exceeded"
+
+
+class CapabilityMissing(InvalidRequest):
+    """The target cannot do what the request needs (e.g. tool calling on an engine started
+    without a tool parser); a target that can may still serve it."""
+
+    default_code = "unsupported_capability"
 
 
 class AuthenticationFailed(GatewayError):
@@ -71,14 +86,34 @@ class RequestTooLarge(GatewayError):
     status = 413
 
 
+class ClientClosed(GatewayError):
+    status = 499
+
+
 class RateLimited(GatewayError):
     status = 429
     retryable = True
+    default_code = "rate_limit_exceeded"
 
 
 class UpstreamError(GatewayError):
     status = 502
     retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "status",
+        status: int | None = None,
+        retry_after: float | None = None,
+        upstream: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, retry_after=retry_after, upstream=upstream)
+        # What went wrong, for logs and metrics: "status" (an error answer), "transport",
+        # "decode" (bytes that are not UTF-8 or JSON), "shape" (JSON of the wrong form),
+        # "stream" (a stream that ended early or carried an error), "internal" (anything else).
+        self.reason = reason
 
 
 class Overloaded(UpstreamError):

@@ -7,21 +7,24 @@ stream that ends without that marker is ended with the dialect's error event.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
 from starlette.responses import Response, StreamingResponse
 
 from serving.gateway import canonical as c
-from serving.gateway.dispatch import Outcome
 from serving.gateway.errors import GatewayError, UpstreamError
-from serving.gateway.metrics import Metrics
 from serving.gateway.sse import SSEDecoder
-from serving.gateway.upstreams.base import EventStream, RawResponse, RawStream
+from serving.gateway.upstreams.base import EventStream, RawStream
+
+if TYPE_CHECKING:
+    from serving.gateway.dispatch import Outcome
+    from serving.gateway.lifecycle import RequestRecord
 
 log = logging.getLogger("serving.gateway.relay")
 
@@ -58,7 +61,14 @@ class UsageTap:
         read = self._grammar.read_usage
         if read is None:
             return
-        for event in self._decoder.feed(chunk):
+        try:
+            events = self._decoder.feed(chunk)
+        except UnicodeDecodeError:
+            # Relayed untouched all the same; only the usage of this stream goes uncounted.
+            log.debug("relayed stream frame is not UTF-8; usage not counted from here on")
+            self._grammar = StreamGrammar(self._grammar.done_marker, self._grammar.error_frame)
+            return
+        for event in events:
             if self._grammar.usage_key not in event.data:
                 continue
             try:
@@ -90,53 +100,19 @@ def outcome_headers(outcome: Outcome) -> dict[str, str]:
     return headers
 
 
-class Accounting:
-    """Per-request bookkeeping, finished once when the last byte is out."""
-
-    def __init__(self, metrics: Metrics, dialect: str, started: float, stream: bool) -> None:
-        self.metrics = metrics
-        self.dialect = dialect
-        self.started = started
-        self.stream = stream
-        self.first_at: float | None = None
-
-    def first_byte(self, route: str) -> None:
-        if self.first_at is None:
-            self.first_at = time.perf_counter()
-            self.metrics.time_to_first_token.labels(route, self.dialect).observe(
-                self.first_at - self.started
-            )
-
-    def finish(
-        self, outcome: Outcome | None, route: str, status: int, usage: c.Usage | None
-    ) -> None:
-        target = f"{outcome.target.upstream}/{outcome.target.model}" if outcome else "none"
-        m = self.metrics
-        m.requests.labels(route, target, self.dialect, str(status)).inc()
-        m.request_duration.labels(route, self.dialect, str(self.stream).lower()).observe(
-            time.perf_counter() - self.started
-        )
-        if usage is not None and outcome is not None:
-            m.tokens.labels(route, target, "input").inc(usage.input_tokens)
-            m.tokens.labels(route, target, "output").inc(usage.output_tokens)
-            if outcome.meter is not None and status < 400:
-                outcome.meter.record(outcome.route, outcome.target, usage)
+async def _closed(close: Callable[[], Awaitable[None]]) -> None:
+    """Close an upstream stream even while the client's cancellation is being delivered: a
+    shielded close, so the upstream sees its connection go away now, not at garbage collection."""
+    with anyio.CancelScope(shield=True):
+        await close()
 
 
 def relay_raw(
-    outcome: Outcome,
-    result: RawResponse | RawStream,
-    grammar: StreamGrammar,
-    acct: Accounting,
-    headers: dict[str, str],
+    result: RawStream, grammar: StreamGrammar, record: RequestRecord, headers: dict[str, str]
 ) -> Response:
-    route = outcome.route.model
-    if isinstance(result, RawResponse):
-        acct.finish(outcome, route, result.status, result.usage)
-        return Response(result.body, result.status, headers=headers, media_type=result.content_type)
+    """A same-dialect stream, relayed as it arrives; a cut is ended with the dialect's error."""
 
     async def body() -> AsyncIterator[bytes]:
-        status = 200
         marker = grammar.done_marker
         finished = marker in result.first
         # the marker may straddle two network chunks: keep the bytes that could start it
@@ -144,7 +120,7 @@ def relay_raw(
         tap = UsageTap(grammar)
         tap.feed(result.first)
         try:
-            acct.first_byte(route)
+            record.first_byte()
             yield result.first
             async for chunk in result.rest:
                 if not finished:
@@ -153,14 +129,17 @@ def relay_raw(
                 tap.feed(chunk)
                 yield chunk
             if not finished:
-                raise UpstreamError("upstream stream ended before it finished")
+                raise UpstreamError("upstream stream ended before it finished", reason="stream")
         except GatewayError as exc:
-            status = exc.status
-            log.warning("stream from %s broke: %s", headers.get("x-serving-target"), exc)
+            record.failed(exc, exc.status)
+            log.warning("stream from %s broke: %s", record.target, exc)
             yield grammar.error_frame(exc)
+        except (asyncio.CancelledError, GeneratorExit):
+            record.disconnected = True  # the client went away mid-stream
+            raise
         finally:
-            await result.aclose()
-            acct.finish(outcome, route, status, tap.usage if tap.seen else None)
+            await _closed(result.aclose)
+            record.usage = tap.usage if tap.seen else None
 
     return StreamingResponse(
         body(), headers={**SSE_HEADERS, **headers}, media_type=result.content_type
@@ -168,31 +147,29 @@ def relay_raw(
 
 
 def relay_events(
-    outcome: Outcome,
     events: EventStream,
     encode: Callable[[c.StreamEvent], bytes],
-    acct: Accounting,
+    record: RequestRecord,
     headers: dict[str, str],
 ) -> Response:
-    route = outcome.route.model
+    """Canonical events, encoded into the client's grammar as they arrive."""
 
     async def body() -> AsyncIterator[bytes]:
-        status = 200
-        usage: c.Usage | None = None
         try:
             async for event in events:
                 if isinstance(event, c.Finish):
-                    usage = event.usage
+                    record.usage = event.usage
                 elif isinstance(event, c.Failure):
                     status = getattr(event.error, "status", 500)
-                    log.warning(
-                        "stream from %s broke: %s", headers.get("x-serving-target"), event.error
-                    )
-                acct.first_byte(route)
+                    record.failed(event.error, status if isinstance(status, int) else 500)
+                    log.warning("stream from %s broke: %s", record.target, event.error)
+                record.first_byte()
                 yield encode(event)
+        except (asyncio.CancelledError, GeneratorExit):
+            record.disconnected = True  # the client went away mid-stream
+            raise
         finally:
-            await events.aclose()
-            acct.finish(outcome, route, status, usage)
+            await _closed(events.aclose)
 
     return StreamingResponse(
         body(), headers={**SSE_HEADERS, **headers}, media_type="text/event-stream"

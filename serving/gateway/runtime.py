@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
+from collections.abc import Mapping
 
 import httpx
 
@@ -20,10 +20,13 @@ from serving.gateway.upstreams.registry import build_client
 log = logging.getLogger("serving.gateway.runtime")
 
 
-def _http_client(config: Upstream) -> httpx.AsyncClient:
+def _http_client(
+    config: Upstream, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
     """One pooled client per upstream; per-read timeout is the stream idle bound."""
     t = config.timeouts
     return httpx.AsyncClient(
+        transport=transport,
         timeout=httpx.Timeout(
             connect=t.connect, read=t.stream_idle, write=t.connect, pool=t.connect
         ),
@@ -33,11 +36,23 @@ def _http_client(config: Upstream) -> httpx.AsyncClient:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    """Settings, metrics, one client per upstream, the dispatcher and its policies.
+
+    `transports` replaces the network under named upstreams (httpx's own seam, for tests that
+    fake an upstream below the HTTP layer, e.g. a transport that raises)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        *,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
+        fakes = transports or {}
         self.upstreams: dict[str, UpstreamClient] = {
-            u.name: build_client(u, _http_client(u)) for u in settings.upstreams
+            u.name: build_client(u, _http_client(u, fakes.get(u.name))) for u in settings.upstreams
         }
         self.health_checkers = _health_checkers(settings, self.upstreams, self.metrics)
         keys = _client_keys(settings)
@@ -99,7 +114,3 @@ def _client_keys(settings: Settings) -> dict[str, bool]:
             continue
         out[key] = out.get(key, False) or entry.private
     return out
-
-
-def request_id() -> str:
-    return "req_" + uuid.uuid4().hex[:24]

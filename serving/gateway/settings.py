@@ -24,6 +24,7 @@ FailureReason = Literal[
     "overloaded",  # 529
     "server_error",  # other 5xx, 409, malformed or wrongly typed answers, a stream cut early
     "context_window",  # the upstream said the prompt does not fit its context window
+    "capability",  # the target cannot do what the request needs (e.g. tools on a plain engine)
     "upstream_auth",  # 401/403 from the upstream: the gateway's key for it is wrong
     "not_found",  # 404 from the upstream: the target's model is not served there
     "invalid_request",  # other 4xx: the client's request is at fault
@@ -35,6 +36,7 @@ DEFAULT_FALLBACK_ON: tuple[FailureReason, ...] = (
     "overloaded",
     "server_error",
     "context_window",
+    "capability",
     "upstream_auth",
     "not_found",
 )
@@ -248,6 +250,7 @@ class Server(_Strict):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     api_keys_env: str | None = None  # comma-separated keys with the default (non-private) policy
     keys: list[ClientKey] = Field(default_factory=list)
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/operations)
 
 
 class Policy(_Strict):

@@ -77,7 +77,11 @@ def test_stream_event_order_and_accumulated_message(gateway: GatewayUnderTest) -
     assert [b.type for b in final.content] == [b.type for b in plain.content]
     assert final.usage.output_tokens == plain.usage.output_tokens
     assert final.usage.input_tokens == plain.usage.input_tokens == 11
-    assert gateway.upstream.requests[-1].json()["stream_options"] == {"include_usage": True}
+    # A local (vLLM) upstream is asked for usage in every chunk: message_start's input tokens.
+    assert gateway.upstream.requests[-1].json()["stream_options"] == {
+        "include_usage": True,
+        "continuous_usage_stats": True,
+    }
 
 
 def test_stream_with_stop_sequence(gateway: GatewayUnderTest) -> None:

@@ -163,9 +163,9 @@ def test_completions_and_embeddings_need_an_openai_compatible_upstream(
 ) -> None:
     client = _oai(matrix)
     matrix.fakes[upstream].requests.clear()
-    with pytest.raises(openai.BadRequestError, match="speak the client's own API"):
+    with pytest.raises(openai.BadRequestError, match="only served by OpenAI-compatible upstreams"):
         client.completions.create(model=f"via-{upstream}", prompt="x")
-    with pytest.raises(openai.BadRequestError, match="speak the client's own API"):
+    with pytest.raises(openai.BadRequestError, match="only served by OpenAI-compatible upstreams"):
         client.embeddings.create(model=f"via-{upstream}", input="x")
     assert matrix.fakes[upstream].requests == []
 
@@ -265,7 +265,9 @@ def test_models_list_and_retrieve_in_each_sdks_shape(matrix: Matrix) -> None:
     assert oai.models.retrieve("via-gemini").id == "via-gemini"
     with pytest.raises(openai.NotFoundError) as caught:
         oai.models.retrieve("nope")
-    assert caught.value.body["type"] == "not_found_error"  # type: ignore[index]
+    # OpenAI's own shape: an unknown model is invalid_request_error, code model_not_found
+    assert caught.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+    assert caught.value.body["code"] == "model_not_found"  # type: ignore[index]
     ant = anthropic.Anthropic(base_url=matrix.url, api_key=CLIENT_KEY, max_retries=0)
     assert [m.id for m in ant.models.list()][:1] == ["via-openai"]
     assert ant.models.retrieve("via-anthropic").id == "via-anthropic"

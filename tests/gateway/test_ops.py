@@ -54,4 +54,4 @@ def test_metrics_count_requests_tokens_and_fallbacks(gateway: GatewayUnderTest) 
 def test_unknown_path_is_a_404_in_openai_envelope(gateway: GatewayUnderTest) -> None:
     response = httpx.get(gateway.url + "/v1/nothing-here")
     assert response.status_code == 404
-    assert response.json()["error"]["type"] == "not_found_error"
+    assert response.json()["error"]["type"] == "invalid_request_error"  # as OpenAI answers

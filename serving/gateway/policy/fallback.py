@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from serving.gateway.errors import (
     AuthenticationFailed,
+    CapabilityMissing,
     ContextWindowExceeded,
     GatewayError,
     InvalidRequest,
@@ -40,6 +41,8 @@ def classify(exc: GatewayError) -> FailureReason:
         return "overloaded"
     if isinstance(exc, ContextWindowExceeded):
         return "context_window"
+    if isinstance(exc, CapabilityMissing):
+        return "capability"
     if isinstance(exc, AuthenticationFailed | PermissionDenied):
         return "upstream_auth"
     if isinstance(exc, NotFound):
@@ -51,7 +54,7 @@ def classify(exc: GatewayError) -> FailureReason:
 
 def counts_against_circuit(reason: FailureReason) -> bool:
     """A failure that says the target is unwell (a client's bad request or long prompt does not)."""
-    return reason not in ("invalid_request", "context_window")
+    return reason not in ("invalid_request", "context_window", "capability")
 
 
 @dataclass(slots=True)
@@ -85,6 +88,12 @@ def final_error(route: str, failures: list[Failure], private: bool) -> GatewayEr
     if failures and all(f.reason == "context_window" for f in failures):
         return ContextWindowExceeded(
             f"the prompt does not fit any target of {route!r}: {summary}", param="messages"
+        )
+    missing = [f.error for f in attempted if isinstance(f.error, CapabilityMissing)]
+    if missing and len(missing) == len(attempted):
+        return CapabilityMissing(
+            f"model {route!r} does not support tool calling on this deployment: {summary}",
+            param=missing[0].param,
         )
     if len(attempted) == 1 and len(failures) == 1 and attempted[0].error is not None:
         # One target tried: its own error, status and retry-after kept. An upstream's 401/403

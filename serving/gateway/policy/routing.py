@@ -10,8 +10,7 @@ they change from one moment to the next.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from serving.gateway import canonical as c
@@ -42,13 +41,11 @@ class Planner:
         upstreams: Mapping[str, UpstreamClient],
         metrics: Metrics,
         privacy: PrivacyPolicy,
-        caller: ContextVar[Caller | None],
     ) -> None:
         self._settings = settings
         self._upstreams = upstreams
         self._metrics = metrics
         self.privacy = privacy
-        self.caller = caller
         self.context = ContextPolicy(settings.context)
         self._routes = {r.model: r for r in settings.routes}
         self._local = {u.name: u.locality == "local" for u in settings.upstreams}
@@ -75,30 +72,23 @@ class Planner:
     def is_local(self, target: Target) -> bool:
         return self._local[target.upstream]
 
-    def private_targets(self, route: Route, body: bytes) -> list[Target] | None:
-        """For side paths that send request content upstream outside `dispatch` (token
-        counting): the targets a request may reach, or None when it is not private."""
-        if self.private_reason(route, body) is None:
-            return None
-        return [t for t in route.targets if self.is_local(t)]
-
     async def plan(
-        self, route: Route, call: RawCall, to_canonical: Callable[[], c.ChatRequest]
+        self, route: Route, call: RawCall, request: c.ChatRequest | None, caller: Caller
     ) -> Plan:
-        plan = Plan(list(route.targets), private=self.private_reason(route, call.body))
+        """The targets `request` may use, in order; `caller` is what the transport said."""
+        plan = Plan(list(route.targets), private=self.private_reason(route, call.body, caller))
         if plan.private is not None:
             self._metrics.private_requests.labels(route.model, plan.private).inc()
             kept = [t for t in plan.targets if self.is_local(t)]
             self._skip(route, plan, [t for t in plan.targets if not self.is_local(t)], "private")
             plan.targets = kept
         if self._settings.context.enabled and plan.targets:
-            await self._fit_context(route, call, plan, to_canonical)
+            await self._fit_context(route, call, plan, request)
         return plan
 
-    def private_reason(self, route: Route, body: bytes) -> str | None:
+    def private_reason(self, route: Route, body: bytes, caller: Caller) -> str | None:
         """Why a request is private ("header", "key", a detector name), or None."""
-        caller = self.caller.get()
-        marked = caller.private if caller is not None else None
+        marked = caller.private
         if marked is not None or not self._mixed[route.model]:
             return marked
         found = self.privacy.scan(body)
@@ -107,15 +97,17 @@ class Planner:
         return found
 
     async def _fit_context(
-        self, route: Route, call: RawCall, plan: Plan, to_canonical: Callable[[], c.ChatRequest]
+        self, route: Route, call: RawCall, plan: Plan, request: c.ChatRequest | None
     ) -> None:
         ctx = self.context
         output = requested_output(call.parsed, self._settings.context.default_output_tokens)
         prompt = ctx.prompt_estimate(call.body)
-        if self._settings.context.tokenize_upstream and ctx.borderline(
-            plan.targets, prompt, output
+        if (
+            request is not None
+            and self._settings.context.tokenize_upstream
+            and ctx.borderline(plan.targets, prompt, output)
         ):
-            prompt = await self._exact(route, prompt, to_canonical)
+            prompt = await self._exact(route, prompt, request)
         plan.prompt_tokens = prompt
         self._metrics.prompt_tokens_estimated.labels(route.model).observe(prompt)
         too_small = [t for t in plan.targets if not ctx.fits(t, prompt, output)]
@@ -123,9 +115,7 @@ class Planner:
             self._skip(route, plan, too_small, "context_window")
             plan.targets = [t for t in plan.targets if t not in too_small]
 
-    async def _exact(
-        self, route: Route, estimate: int, to_canonical: Callable[[], c.ChatRequest]
-    ) -> int:
+    async def _exact(self, route: Route, estimate: int, request: c.ChatRequest) -> int:
         """The tokenizer engine's count; the estimate when it cannot answer."""
         name = self._settings.context.tokenize_upstream
         assert name is not None
@@ -133,7 +123,7 @@ class Planner:
         if model is None:
             return estimate
         try:
-            return await self._upstreams[name].count_tokens(to_canonical(), model)
+            return await self._upstreams[name].count_tokens(request, model)
         except GatewayError as exc:
             log.warning("exact token count on %s failed (%s); using the estimate", name, exc)
             self._metrics.upstream_attempts.labels(f"{name}/{model}", "tokenize_failed").inc()

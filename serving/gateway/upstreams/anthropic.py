@@ -27,23 +27,31 @@ class AnthropicClient(HTTPUpstream):
             headers["x-api-key"] = key
         return headers
 
-    async def complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
+    async def _complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
         body = ant.request_from_canonical(req, model)
         body.pop("stream", None)
         _, parsed, _ = await self.post_json("/messages", dumps(body).encode())
         return ant.response_to_canonical(parsed)
 
-    async def stream(self, req: c.ChatRequest, model: str) -> EventStream:
+    async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
         body = dumps({**ant.request_from_canonical(req, model), "stream": True}).encode()
         return await prime(self.sse_events("/messages", body, ant_stream.EventDecoder()))
 
-    async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
+    async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
         return await self.relay(call.path, with_model(call, model), call.stream)
 
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
         return ant.usage_to_canonical(body.get("usage"))
 
-    async def count_tokens(self, req: c.ChatRequest, model: str) -> int:
+    def answer_ok(self, url_path: str, body: dict[str, Any]) -> bool:
+        if url_path.endswith("/count_tokens"):
+            return isinstance(body.get("input_tokens"), int)
+        return body.get("type") == "message" and isinstance(body.get("content"), list)
+
+    def frame_ok(self, data: dict[str, Any]) -> bool:
+        return isinstance(data.get("type"), str) and data["type"] != "error"
+
+    async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
         body = ant.count_request_from_canonical(req, model)
         _, parsed, _ = await self.post_json("/messages/count_tokens", dumps(body).encode())
         return self.int_field(parsed, "input_tokens", "count_tokens")

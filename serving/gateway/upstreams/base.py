@@ -1,9 +1,11 @@
 """The upstream contract: send a canonical request, get a response or a stream of canonical
 events; forward a same-dialect body untouched; report readiness; close.
 
-Every failure leaves an upstream client as a `GatewayError` (see errors.py), mapped here at the
-boundary; a stream is returned only once its first event has arrived, so failover can still
-happen before the client sees a byte.
+The public methods are the boundary: each runs a subclass's hook inside
+`map_upstream_errors` (boundary.py), so every failure leaves an upstream client as a
+`GatewayError`, whatever raised it; a stream is returned only once its first event has arrived,
+so failover can still happen before the client sees a byte, and its later failures are mapped
+too.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ import httpx
 
 from serving.gateway import canonical as c
 from serving.gateway.errors import (
+    CapabilityMissing,
     ContextWindowExceeded,
     GatewayError,
     InvalidRequest,
     UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
     from_status,
 )
 from serving.gateway.settings import Upstream as UpstreamConfig
+from serving.gateway.upstreams.boundary import map_upstream_errors, mapped_bytes, mapped_events
 
 
 @dataclass(slots=True)
@@ -94,7 +96,8 @@ async def prime(events: AsyncIterator[c.StreamEvent]) -> EventStream:
 
 
 class UpstreamClient(abc.ABC):
-    """One upstream; subclasses speak one dialect."""
+    """One upstream; subclasses speak one dialect by implementing the `_`-hooks, which the
+    public methods run inside the failure boundary."""
 
     dialect: str = ""
 
@@ -104,37 +107,45 @@ class UpstreamClient(abc.ABC):
         self.locality = config.locality
         self.http = http
 
-    @abc.abstractmethod
-    async def complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse: ...
+    async def complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
+        with map_upstream_errors(self.name):
+            return await self._complete(req, model)
+
+    async def stream(self, req: c.ChatRequest, model: str) -> EventStream:
+        with map_upstream_errors(self.name):
+            events = await self._stream(req, model)
+        events.rest = mapped_events(events.rest, self.name)
+        return events
+
+    async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
+        with map_upstream_errors(self.name):
+            result = await self._forward(call, model)
+        if isinstance(result, RawStream):
+            result.rest = mapped_bytes(result.rest, self.name)
+        return result
+
+    async def count_tokens(self, req: c.ChatRequest, model: str) -> int:
+        """Input tokens of `req` as the target model counts them (chat template included)."""
+        with map_upstream_errors(self.name):
+            return await self._count_tokens(req, model)
 
     @abc.abstractmethod
-    async def stream(self, req: c.ChatRequest, model: str) -> EventStream: ...
+    async def _complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse: ...
 
     @abc.abstractmethod
-    async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream: ...
+    async def _stream(self, req: c.ChatRequest, model: str) -> EventStream: ...
+
+    @abc.abstractmethod
+    async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream: ...
 
     @abc.abstractmethod
     async def ready(self) -> bool: ...
 
-    async def count_tokens(self, req: c.ChatRequest, model: str) -> int:
-        """Input tokens of `req` as the target model counts them (chat template included)."""
+    async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
         raise InvalidRequest(f"upstream {self.name!r} cannot count tokens", upstream=self.name)
 
     async def aclose(self) -> None:
         await self.http.aclose()
-
-
-def map_transport_error(exc: httpx.HTTPError, upstream: str) -> GatewayError:
-    """httpx's transport failures → the gateway hierarchy."""
-    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
-        return UpstreamUnavailable(
-            f"cannot connect to upstream {upstream!r}: {exc}", upstream=upstream
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeout(f"upstream {upstream!r} timed out", upstream=upstream)
-    return UpstreamError(
-        f"upstream {upstream!r} failed: {type(exc).__name__}: {exc}", upstream=upstream
-    )
 
 
 _CONTEXT_MARKERS = (
@@ -147,6 +158,10 @@ _CONTEXT_MARKERS = (
 )
 
 
+# vLLM's refusal of `tools`/`tool_choice` when it was started without a tool parser.
+_TOOL_MARKERS = ("--enable-auto-tool-choice", "--tool-call-parser")
+
+
 def error_from_response(
     status: int, body: bytes, headers: httpx.Headers, upstream: str
 ) -> GatewayError:
@@ -154,8 +169,17 @@ def error_from_response(
     message = _error_message(body) or f"HTTP {status}"
     retry_after = _retry_after(headers)
     text = f"upstream {upstream!r}: {message}"
-    if status == 400 and any(m in message.lower() for m in _CONTEXT_MARKERS):
+    lowered = message.lower()
+    if status == 400 and any(m in lowered for m in _CONTEXT_MARKERS):
         return ContextWindowExceeded(text, upstream=upstream)
+    if status in (400, 422) and any(m in lowered for m in _TOOL_MARKERS):
+        # vLLM's flag text means nothing to the client: name the capability instead.
+        return CapabilityMissing(
+            f"the model behind this route does not support tool calling as deployed (upstream"
+            f" {upstream!r} was started without a tool-call parser)",
+            param="tools",
+            upstream=upstream,
+        )
     err = from_status(status, text, retry_after=retry_after)
     err.upstream = upstream
     return err

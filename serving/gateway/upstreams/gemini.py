@@ -22,17 +22,17 @@ class GeminiClient(HTTPUpstream):
     def auth_headers(self, key: str | None) -> dict[str, str]:
         return {"x-goog-api-key": key} if key else {}
 
-    async def complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
+    async def _complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
         body = dumps(gem.request_from_canonical(req)).encode()
         _, parsed, _ = await self.post_json(f"/models/{model}:generateContent", body)
         return gem.response_to_canonical(parsed)
 
-    async def stream(self, req: c.ChatRequest, model: str) -> EventStream:
+    async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
         body = dumps(gem.request_from_canonical(req)).encode()
         path = f"/models/{model}:streamGenerateContent?alt=sse"
         return await prime(self.sse_events(path, body, gem_stream.ChunkDecoder()))
 
-    async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
+    async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
         method = call.path.rpartition(":")[2]
         path = f"/models/{model}:{method}" + (f"?{call.query}" if call.query else "")
         return await self.relay(path, call.body, call.stream)
@@ -40,7 +40,17 @@ class GeminiClient(HTTPUpstream):
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
         return gem.usage_to_canonical(body.get("usageMetadata"))
 
-    async def count_tokens(self, req: c.ChatRequest, model: str) -> int:
+    def answer_ok(self, url_path: str, body: dict[str, Any]) -> bool:
+        if url_path.endswith(":countTokens"):
+            return isinstance(body.get("totalTokens"), int)
+        return isinstance(body.get("candidates"), list) or "promptFeedback" in body
+
+    def frame_ok(self, data: dict[str, Any]) -> bool:
+        return "error" not in data and (
+            "candidates" in data or "usageMetadata" in data or "promptFeedback" in data
+        )
+
+    async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
         """A whole generateContentRequest, so the system instruction and tools count too."""
         inner = {"model": f"models/{model}", **gem.request_from_canonical(req)}
         body = dumps({"generateContentRequest": inner}).encode()

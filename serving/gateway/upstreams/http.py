@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -26,8 +26,8 @@ from serving.gateway.upstreams.base import (
     RawStream,
     UpstreamClient,
     error_from_response,
-    map_transport_error,
 )
+from serving.gateway.upstreams.boundary import map_transport_error
 from serving.gateway.upstreams.health import PoolHealth
 
 
@@ -165,7 +165,7 @@ class HTTPUpstream(UpstreamClient):
             check_stream_type(response, self.name)
             chunks = self._chunks(response)
             first = await anext(chunks)
-            check_first_frame(first, self.name)
+            check_first_frame(first, self.name, self.frame_ok)
         except BaseException as exc:
             await cm.__aexit__(type(exc), exc, exc.__traceback__)
             if isinstance(exc, StopAsyncIteration):
@@ -185,8 +185,23 @@ class HTTPUpstream(UpstreamClient):
         """A same-dialect call: the answer's bytes, or its stream, as the upstream sent them."""
         if not stream:
             raw, parsed, ctype = await self.post_json(url_path, body)
+            if not self.answer_ok(url_path, parsed):
+                raise UpstreamError(
+                    f"upstream {self.name!r} answered {url_path} in an unexpected shape",
+                    reason="shape",
+                    upstream=self.name,
+                )
             return RawResponse(200, raw, ctype, self.usage_of(parsed))
         return await self.forward_stream(url_path, body)
+
+    def answer_ok(self, url_path: str, body: dict[str, Any]) -> bool:
+        """Whether a same-dialect answer has its endpoint's shape: a few key lookups, so a
+        garbled answer fails over instead of reaching the client. Dialects override it."""
+        return True
+
+    def frame_ok(self, data: dict[str, Any]) -> bool:
+        """Whether a relayed stream's first event is content, not an error or garbage."""
+        return True
 
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
         """Token usage in a same-dialect answer body (for metrics); dialects override it."""
@@ -221,10 +236,13 @@ def check_stream_type(response: httpx.Response, name: str) -> None:
         raise UpstreamError(f"upstream {name!r} answered a stream request with {ctype!r}")
 
 
-def check_first_frame(first: bytes, name: str) -> None:
-    """A relayed stream's first frame must carry JSON (or `[DONE]`): this is the last moment a
-    garbled stream can still fail over instead of reaching the client. Only a complete first
-    frame is checked, and only its `data:` lines; later frames are relayed as they come."""
+def check_first_frame(
+    first: bytes, name: str, frame_ok: Callable[[dict[str, Any]], bool] | None = None
+) -> None:
+    """A relayed stream's first frame must carry a JSON object the dialect accepts as content
+    (or `[DONE]`): this is the last moment a garbled stream, or one that opens with an error
+    event, can still fail over instead of reaching the client. Only a complete first frame is
+    checked, and only its `data:` lines; later frames are relayed as they come."""
     end = first.find(b"\n\n")
     if end < 0:
         end = first.find(b"\r\n\r\n")
@@ -235,9 +253,17 @@ def check_first_frame(first: bytes, name: str) -> None:
     if not payload or payload == b"[DONE]":
         return
     try:
-        json.loads(payload)
-    except ValueError as exc:
-        raise UpstreamError(f"upstream {name!r} sent malformed stream data") from exc
+        data = json.loads(payload)
+    except ValueError as exc:  # UnicodeDecodeError included: the frame is not UTF-8
+        raise UpstreamError(
+            f"upstream {name!r} sent malformed stream data", reason="decode", upstream=name
+        ) from exc
+    if not isinstance(data, dict) or (frame_ok is not None and not frame_ok(data)):
+        raise UpstreamError(
+            f"upstream {name!r} opened its stream with an error or an unexpected event",
+            reason="stream",
+            upstream=name,
+        )
 
 
 def decode_data(data: str) -> dict[str, Any]:

@@ -18,24 +18,42 @@ from serving.gateway.upstreams.http import HTTPUpstream, with_model
 class OpenAICompatClient(HTTPUpstream):
     dialect = "openai"
 
-    async def complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
+    async def _complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
         body = oai.request_from_canonical(req, model)
         body.pop("stream", None)
         body.pop("stream_options", None)
         _, parsed, _ = await self.post_json("/chat/completions", oai.dumps(body).encode())
         return oai.response_to_canonical(parsed)
 
-    async def stream(self, req: c.ChatRequest, model: str) -> EventStream:
-        body = oai.dumps(oai.request_from_canonical(req, model)).encode()
+    async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
+        full = oai.request_from_canonical(req, model)
+        if self.locality == "local":
+            # vLLM's extension: usage in every chunk, so the prompt's size is known at the first
+            # (an Anthropic client's `message_start` carries it). Hosted OpenAI would refuse it.
+            full["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
+        body = oai.dumps(full).encode()
         return await prime(self.sse_events("/chat/completions", body, oai_stream.ChunkDecoder()))
 
-    async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
+    async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
         return await self.relay(call.path, with_model(call, model), call.stream)
 
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
         return oai.usage_to_canonical(body.get("usage"))
 
-    async def count_tokens(self, req: c.ChatRequest, model: str) -> int:
+    def answer_ok(self, url_path: str, body: dict[str, Any]) -> bool:
+        if url_path.endswith("/embeddings"):
+            return isinstance(body.get("data"), list)
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return False
+        return not url_path.endswith("/chat/completions") or isinstance(
+            choices[0].get("message"), dict
+        )
+
+    def frame_ok(self, data: dict[str, Any]) -> bool:
+        return "error" not in data and isinstance(data.get("choices"), list)
+
+    async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
         """vLLM's /tokenize renders the served model's own chat template and counts its tokens."""
         full = oai.request_from_canonical(req, model)
         body = {"model": model, "messages": full["messages"]}

@@ -19,6 +19,7 @@ from serving.gateway.errors import (
     UpstreamUnavailable,
 )
 from serving.gateway.metrics import Metrics
+from serving.gateway.policy.caller import Caller
 from serving.gateway.settings import Settings, parse_settings
 from serving.gateway.upstreams.base import (
     EventStream,
@@ -39,17 +40,17 @@ class Scripted(UpstreamClient):
         self.script = script
         self.calls = 0
 
-    async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
+    async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
         self.calls += 1
         item = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(item, Exception):
             raise item
         return RawResponse(200, b"{}", "application/json", c.Usage(1, 1))
 
-    async def complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
+    async def _complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
         raise AssertionError("same dialect: forward only")
 
-    async def stream(self, req: c.ChatRequest, model: str) -> EventStream:
+    async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
         raise AssertionError("same dialect: forward only")
 
     async def ready(self) -> bool:
@@ -103,7 +104,7 @@ class Harness:
         )
 
     async def send(self) -> Any:
-        return await self.dispatcher.dispatch("openai", "r", CALL, lambda: c.ChatRequest("r", []))
+        return await self.dispatcher.dispatch("openai", "r", CALL, c.ChatRequest("r", []), Caller())
 
 
 OK = "ok"

@@ -1,4 +1,4 @@
-"""Anthropic Messages wire models (requests; responses are built as plain dicts)."""
+"""Anthropic Messages wire models: requests, and the error envelope."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ class OutputConfig(AnthropicModel):
 class MessagesRequest(AnthropicModel):
     model: str
     max_tokens: int = Field(ge=1)
-    messages: list[MessageParam]
+    messages: list[MessageParam] = Field(min_length=1)
     system: str | list[TextBlock] | None = None
     stop_sequences: list[str] | None = None
     temperature: float | None = Field(default=None, ge=0, le=1)
@@ -112,7 +112,21 @@ class MessagesRequest(AnthropicModel):
 
 class CountTokensRequest(AnthropicModel):
     model: str
-    messages: list[MessageParam]
+    messages: list[MessageParam] = Field(min_length=1)
     system: str | list[TextBlock] | None = None
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoiceParam | None = None
+
+
+# ---- responses -------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    type: Literal["error"] = "error"
+    error: ErrorDetail
+    request_id: str

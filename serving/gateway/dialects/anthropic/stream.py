@@ -14,6 +14,7 @@ from typing import Any
 from serving.gateway import canonical as c
 from serving.gateway.dialects.anthropic.translate import (
     message_id,
+    parse_args,
     stop_reason_out,
     stop_to_canonical,
     tool_use_id,
@@ -30,12 +31,23 @@ def _frame(event: str, body: dict[str, Any]) -> bytes:
 PING = named_frame("ping", '{"type":"ping"}')
 
 
+def _args_delta(index: int, partial: str) -> bytes:
+    delta = {"type": "input_json_delta", "partial_json": partial}
+    return _frame(
+        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+    )
+
+
 class EventEncoder:
     def __init__(self, model: str, *, input_tokens: int = 0) -> None:
         self._model = model
         self._input_tokens = input_tokens
         self._pinged = False
         self._open: int | None = None
+        # Tool arguments that do not open with `{` are held to the block's end and sent as the
+        # same object a whole answer carries (`parse_args`): a bare value is no `input`.
+        self._held: dict[int, str] = {}
+        self._live: set[int] = set()
 
     def encode(self, event: c.StreamEvent) -> bytes:
         if isinstance(event, c.Start):
@@ -66,19 +78,31 @@ class EventEncoder:
                 {"type": "content_block_delta", "index": event.index, "delta": delta},
             )
         if isinstance(event, c.ToolArgsDelta):
-            delta = {"type": "input_json_delta", "partial_json": event.fragment}
-            return _frame(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": event.index, "delta": delta},
-            )
+            return self._tool_args(event)
         if isinstance(event, c.BlockStop):
             self._open = None
-            return _frame(
+            out = b""
+            held = self._held.pop(event.index, None)
+            if held is not None:
+                out = _args_delta(event.index, json.dumps(parse_args(held), ensure_ascii=False))
+            return out + _frame(
                 "content_block_stop", {"type": "content_block_stop", "index": event.index}
             )
         if isinstance(event, c.Finish):
             return self._finish(event)
         return error_event(event.error)
+
+    def _tool_args(self, event: c.ToolArgsDelta) -> bytes:
+        index = event.index
+        if index in self._live:
+            return _args_delta(index, event.fragment)
+        held = self._held.get(index, "") + event.fragment
+        if held.lstrip()[:1] == "{":  # an object: stream it as it comes
+            self._held.pop(index, None)
+            self._live.add(index)
+            return _args_delta(index, held)
+        self._held[index] = held
+        return b""
 
     def _start(self, event: c.Start) -> bytes:
         input_tokens = event.input_tokens or self._input_tokens

@@ -109,3 +109,16 @@ class CountTokensRequest(GeminiModel):
 
     contents: list[Content] | None = None
     generate_content_request: GenerateContentRequest | None = None
+
+
+# ---- responses -------------------------------------------------------------------------------
+
+
+class ErrorStatus(BaseModel):
+    code: int
+    message: str
+    status: str  # the google.rpc.Code name, e.g. "INVALID_ARGUMENT"
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorStatus

@@ -146,3 +146,17 @@ class ChatCompletionRequest(OpenAIModel):
     top_logprobs: int | None = None
     logit_bias: dict[str, float] | None = None
     user: str | None = None
+
+
+# ---- responses -------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None  # a string or null, never the HTTP status
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

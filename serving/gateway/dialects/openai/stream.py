@@ -11,6 +11,7 @@ from typing import Any
 from serving.gateway import canonical as c
 from serving.gateway.dialects.openai.translate import (
     _STOP_TO_FINISH,
+    called_stop,
     chat_id,
     dumps,
     stop_from_choice,
@@ -58,11 +59,14 @@ class ChunkDecoder:
             message = err.get("message", "upstream error") if isinstance(err, dict) else str(err)
             return [*self._close(), c.Failure(UpstreamError(f"upstream stream error: {message}"))]
         events: list[c.StreamEvent] = []
-        if not self._started:
-            self._started = True
-            events.append(c.Start(str(chunk.get("id") or ""), str(chunk.get("model") or "")))
         if chunk.get("usage"):
             self._usage = usage_to_canonical(chunk["usage"])
+        if not self._started:
+            # vLLM's continuous usage stats put the prompt's size in the first chunk already.
+            self._started = True
+            start = c.Start(str(chunk.get("id") or ""), str(chunk.get("model") or ""))
+            start.input_tokens = self._usage.input_tokens
+            events.append(start)
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
@@ -96,7 +100,7 @@ class ChunkDecoder:
             events.append(c.Failure(UpstreamError("upstream stream ended before it finished")))
         else:
             self.finished = True
-            events.append(c.Finish(self._stop, self._usage))
+            events.append(c.Finish(called_stop(self._stop, bool(self._tool_blocks)), self._usage))
         return events
 
 
@@ -157,7 +161,7 @@ class ChunkEncoder:
 def error_frame(error: Exception) -> bytes:
     """An in-stream error the OpenAI SDK raises as APIError; no `[DONE]` follows."""
     message = str(error) or type(error).__name__
-    code = error.status if isinstance(error, GatewayError) else 500
+    code = error.code if isinstance(error, GatewayError) else None  # a string or null
     body = {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
     return data_frame(dumps(body))
 

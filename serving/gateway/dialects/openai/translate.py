@@ -300,17 +300,21 @@ def response_to_canonical(body: dict[str, Any]) -> c.ChatResponse:
             c.ToolCall(call.get("id") or "", fn.get("name", ""), fn.get("arguments") or "{}")
         )
     stop = stop_from_choice(choice.get("finish_reason"), choice.get("stop_reason"))
-    if stop.reason is c.StopReason.END_TURN and any(isinstance(b, c.ToolCall) for b in blocks):
-        # A forced (named) tool choice ends with "stop" (OpenAI and vLLM), yet the turn ends in
-        # a call: other dialects must say so (Anthropic "tool_use").
-        stop = c.Stop(c.StopReason.TOOL_USE)
     return c.ChatResponse(
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),
         blocks=blocks,
-        stop=stop,
+        stop=called_stop(stop, any(isinstance(b, c.ToolCall) for b in blocks)),
         usage=usage_to_canonical(body.get("usage")),
     )
+
+
+def called_stop(stop: c.Stop, called: bool) -> c.Stop:
+    """An answer that calls a tool stopped to use it, whatever the engine says: vLLM finishes a
+    forced (named) tool choice with `stop`, and an Anthropic client must see `tool_use`."""
+    if called and stop.reason == c.StopReason.END_TURN:
+        return c.Stop(c.StopReason.TOOL_USE)
+    return stop
 
 
 # ---- canonical -> client response ------------------------------------------------------------

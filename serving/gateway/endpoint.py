@@ -1,0 +1,184 @@
+"""The endpoint runner: one request life for every dialect's generation and counting routes.
+
+A dialect supplies a small `Dialect` adapter (its name, stream grammar and error renderer) and,
+per route, a parse function: validated wire model → `Exchange` (the canonical request, built
+eagerly so a translation error is the client's 400 before any attempt, plus how to render a
+whole answer and encode a stream in the client's dialect). The runner does the rest, the same
+way for all of them:
+
+    authenticate → read the body → parse → dispatch (cancelled if the client goes away)
+                 → render: relay bytes, encode events, or render a canonical answer
+
+and fills in the request's `RequestRecord`, which the lifecycle middleware turns into exactly
+one metric and one access-log line however the request ends. Errors are raised as
+`GatewayError`s and rendered once, by the app's per-dialect handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from serving.gateway import canonical as c
+from serving.gateway.deps import authenticate, invalid, read_json
+from serving.gateway.errors import ClientClosed, GatewayError, InvalidRequest, NotFound
+from serving.gateway.lifecycle import RequestRecord, record_of
+from serving.gateway.relay import (
+    StreamGrammar,
+    json_response,
+    outcome_headers,
+    relay_events,
+    relay_raw,
+)
+from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
+
+log = logging.getLogger("serving.gateway.endpoint")
+
+T = TypeVar("T")
+Encoder = Callable[[c.StreamEvent], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class DialectAdapter:
+    """What a client dialect contributes to every one of its routes."""
+
+    name: str
+    grammar: StreamGrammar  # how its streams finish, break, and report usage
+    render_error: Callable[[GatewayError, str], Response]  # its error envelope (+ request id)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """A generation request, parsed and translated before any attempt."""
+
+    model: str  # the name the client asked for (a route name or alias)
+    call: RawCall  # the client's own body, for a same-dialect upstream
+    # the canonical form, or why there is none (then only same-dialect targets can serve it)
+    request: c.ChatRequest | InvalidRequest
+    render: Callable[[c.ChatResponse], Any]  # a whole canonical answer → the client's JSON body
+    encoder: Callable[[], Encoder]  # a fresh encoder of canonical events → the client's SSE
+
+
+@dataclass(slots=True)
+class CountExchange:
+    """A token-counting request, parsed and translated."""
+
+    model: str
+    call: RawCall
+    request: c.ChatRequest
+    render: Callable[[int], Any]  # the count → the client's JSON body
+
+
+Parse = Callable[[bytes, dict[str, Any]], T]
+
+
+def parse_client(parse: Parse[T], body: bytes, parsed: dict[str, Any]) -> T:
+    """Run a dialect's parse: anything it raises was caused by the client's input, so it is the
+    client's 400 (logged with its traceback when it is not one of ours: that is a bug)."""
+    try:
+        return parse(body, parsed)
+    except GatewayError:
+        raise
+    except ValidationError as exc:  # a nested model validated during translation
+        raise invalid(exc) from exc
+    except RecursionError as exc:
+        raise InvalidRequest("request body is nested too deeply") from exc
+    except Exception as exc:
+        log.warning("parsing a client request raised %s", type(exc).__name__, exc_info=exc)
+        raise InvalidRequest(f"request could not be read: {type(exc).__name__}: {exc}") from exc
+
+
+def translated(build: Callable[[], c.ChatRequest]) -> c.ChatRequest | InvalidRequest:
+    """The canonical request, built now; a request other dialects cannot express (`n > 1`) is
+    kept for same-dialect targets, its reason returned for the dispatcher to raise if no
+    same-dialect target serves."""
+    try:
+        return build()
+    except InvalidRequest as exc:
+        return exc
+
+
+async def generate(request: Request, dialect: DialectAdapter, parse: Parse[Exchange]) -> Response:
+    record = record_of(request)
+    gateway, caller = authenticate(request)
+    body, parsed = await read_json(request, gateway.settings.server.max_body_bytes)
+    ex = parse_client(parse, body, parsed)
+    record.stream = ex.call.stream
+    _route_label(record, gateway.dispatcher.route, ex.model)
+    work = gateway.dispatcher.dispatch(dialect.name, ex.model, ex.call, ex.request, caller)
+    outcome = await until_disconnected(request, record, work)
+    record.served_by(outcome)
+    headers = outcome_headers(outcome)
+    result = outcome.result
+    if isinstance(result, RawResponse):
+        record.usage = result.usage
+        return Response(result.body, result.status, headers=headers, media_type=result.content_type)
+    if isinstance(result, RawStream):
+        return relay_raw(result, dialect.grammar, record, headers)
+    if isinstance(result, EventStream):
+        return relay_events(result, ex.encoder(), record, headers)
+    record.usage = result.usage
+    return json_response(ex.render(result), headers=headers)
+
+
+async def count(request: Request, parse: Parse[CountExchange]) -> Response:
+    record = record_of(request)
+    gateway, caller = authenticate(request)
+    body, parsed = await read_json(request, gateway.settings.server.max_body_bytes)
+    ex = parse_client(parse, body, parsed)
+    _route_label(record, gateway.dispatcher.route, ex.model)
+    work = gateway.dispatcher.count(ex.model, ex.call, ex.request, caller)
+    counted = await until_disconnected(request, record, work)
+    record.target = f"{counted.target.upstream}/{counted.target.model}"
+    record.fallbacks = counted.fallbacks
+    return json_response(ex.render(counted.tokens))
+
+
+def _route_label(record: RequestRecord, route: Callable[[str], Any], model: str) -> None:
+    """The configured route name for metrics, known before dispatch (an unknown model stays
+    "unknown"; dispatch raises its 404)."""
+    with contextlib.suppress(NotFound):
+        record.route = route(model).model
+
+
+async def until_disconnected(request: Request, record: RequestRecord, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it when the client goes away first: the upstream call is
+    abandoned (its connection closed) instead of running on for nobody.
+
+    The body has been read, so the next ASGI message can only be `http.disconnect`; a watcher
+    task waits for it and cancels this one. A stream, once returned, is watched by the
+    streaming response instead (Starlette cancels its body when the client leaves).
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"waiting": True, "gone": False}
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                break
+        if state["waiting"]:
+            state["gone"] = True
+            task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not state["gone"]:
+            raise
+        task.uncancel()
+        record.disconnected = True
+        raise ClientClosed("the client closed the connection before the answer") from None
+    finally:
+        state["waiting"] = False
+        watcher.cancel()

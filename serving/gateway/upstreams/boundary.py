@@ -1,0 +1,127 @@
+"""The one place an upstream's failures are mapped into the gateway's hierarchy.
+
+As httpx maps httpcore's exceptions with one context manager around everything below it, each
+upstream call runs inside `map_upstream_errors`: whatever goes wrong underneath (the transport,
+bytes that are not UTF-8, JSON of the wrong shape, a bug in a translator, any other exception)
+leaves as a `GatewayError`, so the breaker hears of it and the chain moves on exactly as for a
+5xx. Streams get the same treatment after their first event: `mapped_events` ends a canonical
+stream with a `Failure`, `mapped_bytes` raises a `GatewayError` into the byte relay.
+
+Cancellation (a client that went away) is a `BaseException` and passes through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from serving.gateway import canonical as c
+from serving.gateway.errors import (
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+log = logging.getLogger("serving.gateway.upstreams")
+
+
+def map_transport_error(exc: httpx.HTTPError, upstream: str) -> GatewayError:
+    """httpx's transport failures → the gateway hierarchy."""
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return UpstreamUnavailable(
+            f"cannot connect to upstream {upstream!r}: {exc}", upstream=upstream
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"upstream {upstream!r} timed out", upstream=upstream)
+    return UpstreamError(
+        f"upstream {upstream!r} failed: {type(exc).__name__}: {exc}",
+        reason="transport",
+        upstream=upstream,
+    )
+
+
+def map_exception(exc: Exception, upstream: str) -> GatewayError:
+    """Any exception raised below an upstream call, as the hierarchy sees it."""
+    if isinstance(exc, GatewayError):
+        if exc.upstream is None:
+            exc.upstream = upstream
+        return exc
+    if isinstance(exc, httpx.HTTPError):
+        return map_transport_error(exc, upstream)
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"upstream {upstream!r} timed out", upstream=upstream)
+    if isinstance(exc, UnicodeError):
+        return UpstreamError(
+            f"upstream {upstream!r} sent bytes that are not valid UTF-8",
+            reason="decode",
+            upstream=upstream,
+        )
+    if isinstance(exc, ValueError):  # json.JSONDecodeError included
+        return UpstreamError(
+            f"upstream {upstream!r} sent data that does not decode: {exc}",
+            reason="decode",
+            upstream=upstream,
+        )
+    if isinstance(exc, KeyError | IndexError | TypeError | AttributeError):
+        return UpstreamError(
+            f"upstream {upstream!r} answered in an unexpected shape ({type(exc).__name__}: {exc})",
+            reason="shape",
+            upstream=upstream,
+        )
+    if isinstance(exc, OSError):
+        return UpstreamUnavailable(f"upstream {upstream!r} failed: {exc}", upstream=upstream)
+    # Not an answer the upstream could have caused by itself: keep the traceback for the bug
+    # report, and still let the chain move on.
+    log.warning(
+        "upstream %s: unexpected %s in its client", upstream, type(exc).__name__, exc_info=exc
+    )
+    return UpstreamError(
+        f"upstream {upstream!r} failed inside its client ({type(exc).__name__})",
+        reason="internal",
+        upstream=upstream,
+    )
+
+
+@contextmanager
+def map_upstream_errors(upstream: str) -> Iterator[None]:
+    """Run an upstream call; every exception leaves it as a `GatewayError`."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = map_exception(exc, upstream)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
+async def mapped_events(
+    events: AsyncIterator[c.StreamEvent], upstream: str
+) -> AsyncIterator[c.StreamEvent]:
+    """A canonical stream whose failures, of any kind, end it with one `Failure` event."""
+    try:
+        async for event in events:
+            yield event
+            if isinstance(event, c.Failure):
+                return
+    except Exception as exc:  # noqa: BLE001 - the boundary: every failure ends the stream
+        yield c.Failure(map_exception(exc, upstream))
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def mapped_bytes(chunks: AsyncIterator[bytes], upstream: str) -> AsyncIterator[bytes]:
+    """A relayed byte stream whose failures, of any kind, raise as a `GatewayError`."""
+    try:
+        with map_upstream_errors(upstream):
+            async for chunk in chunks:
+                yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
