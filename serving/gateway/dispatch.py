@@ -21,6 +21,8 @@ header, the key's policy) arrives as a plain `Caller` argument.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import random
 import time
@@ -33,6 +35,7 @@ from serving.gateway.errors import GatewayError, InvalidRequest, NotFound
 from serving.gateway.metrics import Metrics
 from serving.gateway.policy.caller import Caller
 from serving.gateway.policy.circuit import Breaker, Circuits, Clock
+from serving.gateway.policy.context import with_max_tokens
 from serving.gateway.policy.cost import Charge, CostMeter, load_price_table
 from serving.gateway.policy.fallback import (
     Failure,
@@ -72,6 +75,7 @@ class Outcome:
     charge: Charge | None = None  # known up front for whole (non-streamed) answers
     meter: CostMeter | None = None
     escalated_from: str | None = None  # the route asked for, when complexity routing moved it
+    max_tokens: int | None = None  # the output budget, when lowered to fit the target's window
 
 
 @dataclass(slots=True)
@@ -146,23 +150,29 @@ class Dispatcher:
         the others are skipped uncontacted, and with none left that reason is the client's 400.
         """
         asked = self.route(model)
-        route = self.planner.escalated(asked, call) or asked
+        facts = await self.planner.facts(call)
+        route = self.planner.escalated(asked, facts) or asked
         canonical = request if isinstance(request, c.ChatRequest) else None
-        plan = await self.planner.plan(route, call, canonical, caller)
+        plan = await self.planner.plan(route, facts, caller, canonical)
 
         async def send(target: Target, upstream: UpstreamClient) -> Result:
+            budget = plan.max_tokens.get(target.label)
+            if budget is not None:  # the window holds the prompt, not the asked-for output
+                self._metrics.max_tokens_lowered.labels(route.model, target.label).inc()
             if upstream.dialect == dialect:
-                return await upstream.forward(call, target.model)
+                return await upstream.forward(lowered_call(call, dialect, budget), target.model)
             assert canonical is not None  # other dialects are skipped without one
+            req = lowered_request(canonical, budget)
             if call.stream:
-                return await upstream.stream(canonical, target.model)
-            return await upstream.complete(canonical, target.model)
+                return await upstream.stream(req, target.model)
+            return await upstream.complete(req, target.model)
 
         native = None if isinstance(request, c.ChatRequest) else (dialect, request)
         result, target, failures, started = await self._walk(route, plan, send, native)
         result = self._guarded(result, target, self.circuits[target.label], started)
         outcome = self._outcome(result, route, target, failures, plan.private)
         outcome.escalated_from = asked.model if asked is not route else None
+        outcome.max_tokens = plan.max_tokens.get(target.label)
         return outcome
 
     async def count(
@@ -173,7 +183,8 @@ class Dispatcher:
         upstream counts a canonical request its own way (vLLM's /tokenize renders the chat
         template; Anthropic and Gemini have counting endpoints)."""
         route = self.route(model)
-        plan = await self.planner.plan(route, call, request, caller)
+        facts = await self.planner.facts(call)
+        plan = await self.planner.plan(route, facts, caller, request, fit=False)
 
         async def send(target: Target, upstream: UpstreamClient) -> int:
             return await upstream.count_tokens(request, target.model)
@@ -308,3 +319,19 @@ class Dispatcher:
         charge = self.meter.charge(route, target, usage) if usage is not None else None
         reasons = [f.describe() for f in failures]
         return Outcome(result, route, target, reasons, private, charge, self.meter)
+
+
+def lowered_call(call: RawCall, dialect: str, budget: int | None) -> RawCall:
+    """The client's body with its output budget lowered, for a same-dialect upstream."""
+    if budget is None:
+        return call
+    body = with_max_tokens(call.parsed, dialect, budget)
+    return dataclasses.replace(
+        call, body=json.dumps(body, separators=(",", ":")).encode(), parsed=body
+    )
+
+
+def lowered_request(req: c.ChatRequest, budget: int | None) -> c.ChatRequest:
+    if budget is None:
+        return req
+    return dataclasses.replace(req, sampling=dataclasses.replace(req.sampling, max_tokens=budget))

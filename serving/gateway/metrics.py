@@ -124,6 +124,25 @@ class Metrics:
             ["upstream", "endpoint", "result"],
             registry=r,
         )
+        self.privacy_doubts = Counter(
+            "serving_privacy_doubts",
+            "Requests treated as private because the privacy scan could not complete, by why"
+            " (too_large, timeout, decode_error, detector_error, facts_error)",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.privacy_scan_seconds = Histogram(
+            "serving_privacy_scan_seconds",
+            "Time the privacy detectors took on one request's text",
+            buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30),
+            registry=r,
+        )
+        self.max_tokens_lowered = Counter(
+            "serving_max_tokens_lowered",
+            "Attempts whose output budget was lowered to fit the target's context window",
+            ["route", "target"],
+            registry=r,
+        )
         self.prompt_tokens_estimated = Histogram(
             "serving_prompt_tokens_estimated",
             "Prompt size estimated before dispatch, in tokens",

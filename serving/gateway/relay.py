@@ -97,6 +97,8 @@ def outcome_headers(outcome: Outcome) -> dict[str, str]:
         headers["x-serving-private"] = "true"
     if outcome.escalated_from is not None:
         headers["x-serving-route"] = outcome.route.model
+    if outcome.max_tokens is not None:
+        headers["x-serving-max-tokens-lowered"] = f"{outcome.target.label}={outcome.max_tokens}"
     return headers
 
 

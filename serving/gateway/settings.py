@@ -268,12 +268,16 @@ class CustomDetector(_Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        import re
+        import re2
+
+        from serving.gateway.policy.privacy import compile_custom
 
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
+            compile_custom(value)  # RE2 keeps every scan linear in the text's length
+        except re2.error as exc:
+            raise ValueError(
+                f"not a valid regular expression for RE2 (no lookarounds or backreferences): {exc}"
+            ) from exc
         return value
 
 
@@ -284,6 +288,10 @@ class Privacy(_Strict):
     detect: bool = True  # scan request text for personal data and secrets
     detectors: list[str] = Field(default_factory=lambda: list(PII_DETECTORS))
     custom: list[CustomDetector] = Field(default_factory=list)
+    # Fail closed: a text the scan cannot finish within these limits is private.
+    max_scan_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
+    scan_timeout: float = Field(default=10.0, gt=0)  # seconds, per request
+    inline_scan_bytes: int = Field(default=64 * 1024, ge=0)  # larger texts: a worker thread
 
     @field_validator("detectors")
     @classmethod
@@ -303,6 +311,10 @@ class Context(_Strict):
     default_output_tokens: int = Field(default=256, ge=0)  # when the request sets no maximum
     tokenize_upstream: str | None = None  # a local engine whose /tokenize counts exactly
     tokenize_margin: float = Field(default=0.25, ge=0, le=1)  # count exactly only within this
+    # Tokens one attachment (image, audio clip, document) costs, by the target's dialect.
+    attachment_tokens: dict[str, int] = Field(
+        default_factory=lambda: {"openai": 765, "anthropic": 1600, "gemini": 258}
+    )
 
 
 class Cost(_Strict):

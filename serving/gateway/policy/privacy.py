@@ -1,48 +1,70 @@
-"""Private requests: which ones, decided cheaply and failing closed.
+"""Private requests: which ones, decided in linear time and failing closed.
 
 A request is private when its header says so, when the calling key's policy says so, or when a
-detector finds personal data or a secret in its text. Private requests go to `local` targets
-only (routing.py); with none able to serve, the client gets `PrivacyBlocked` and no hosted
-upstream is contacted.
+detector finds personal data or a secret in its decoded text (`RequestFacts.text`, facts.py).
+Private requests go to `local` targets only (routing.py); with none able to serve, the client
+gets `PrivacyBlocked` and no hosted upstream is contacted.
 
-The scan runs on the raw request body as a string (no re-parsing, no canonical objects), with
-every pattern compiled once when the app is built. Each detector has a cheap substring or
-character-class pre-check so typical prompts skip most regexes. Findings carry the detector's
-name only, never the matched text: a private request's content is never logged.
+Linear worst case, whatever the input:
+- detectors without a checksum (secrets, email, phone, national id, custom patterns) are each
+  one RE2 search: RE2 runs automata, never backtracks, and releases the GIL while it scans;
+- the checksum detectors (card: Luhn, IBAN: mod-97) find bounded-width candidates with
+  Python's `re` (each start position costs at most the pattern's width; a lookbehind makes a
+  start inside a digit run fail at once), in 64 KiB windows so the GIL is handed back between
+  windows, then check each candidate in a few microseconds.
+`make bench` (scripts/bench_privacy.py) measures the budget on adversarial inputs.
+
+Fail closed: when the scan cannot complete (text over `privacy.max_scan_bytes`, past
+`privacy.scan_timeout`, a detector raising) `ScanDoubt` says why, and the caller treats the
+request as private. Findings and doubts carry a name only, never the matched text.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+
+import re2
 
 from serving.gateway.settings import Privacy
 
 Check = Callable[[str], bool]
 
+# Detectors walk `_CHUNK` bytes at a time; a candidate is at most `_OVERLAP` bytes long.
+_CHUNK = 64 * 1024
+_OVERLAP = 128
 
-def luhn_ok(digits: str) -> bool:
+
+class ScanDoubt(Exception):
+    """The scan could not finish; `reason` names why (a metric label, never content)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")  # digit -> digit sum of 2 x digit
+
+
+def luhn_ok(digits: str | bytes) -> bool:
     """The Luhn checksum every payment card number satisfies."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    b = digits.encode("ascii") if isinstance(digits, str) else digits
+    odd, even = b[-1::-2], b[-2::-2]
+    total = sum(odd) + sum(even.translate(_DOUBLED)) - 48 * len(b)
     return total % 10 == 0
+
+
+_IBAN_LETTERS = {ord(ch): str(ord(ch) - 55) for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 
 
 def iban_ok(candidate: str) -> bool:
     """ISO 13616 mod-97: move the first four characters to the end, letters to numbers."""
     s = candidate.replace(" ", "").upper()
-    if not 15 <= len(s) <= 34:
+    if not 15 <= len(s) <= 34 or not s.isalnum() or not s.isascii():
         return False
-    rearranged = s[4:] + s[:4]
-    number = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(number) % 97 == 1
+    return int((s[4:] + s[:4]).translate(_IBAN_LETTERS)) % 97 == 1
 
 
 def _groups_ok(match: str, check: Check) -> bool:
@@ -58,97 +80,95 @@ def _card_digits_ok(digits: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn_ok(digits)
 
 
-def _card(match: str) -> bool:
-    return _groups_ok(match, _card_digits_ok)
+# ---- patterns --------------------------------------------------------------------------------
+# RE2 has no lookarounds; a boolean search does not need them: "not preceded by a digit" is
+# "at the start or after a non-digit", and consuming that character changes no yes/no answer.
+_NOT_DIGIT_BEFORE = rb"(?:^|[^0-9])"
+_NOT_DIGIT_AFTER = rb"(?:[^0-9]|$)"
+_RE2_PATTERNS: dict[str, bytes] = {
+    "secret": rb"sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20}"  # OpenAI and Anthropic keys
+    rb"|AKIA[0-9A-Z]{16}"  # AWS access key ids
+    rb"|-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"  # PEM private keys
+    rb"|gh[pousr]_[A-Za-z0-9]{36}"  # GitHub tokens
+    rb"|xox[abpr]-[A-Za-z0-9-]{10}",  # Slack tokens
+    # One local-part character is enough for a yes/no answer.
+    "email": rb"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2}",
+    # US SSN in its written form; the never-issued areas 000, 666 and 9xx, group 00 and serial
+    # 0000 are spelled out as the ranges that remain.
+    "national_id": _NOT_DIGIT_BEFORE
+    + rb"(?:00[1-9]|0[1-9][0-9]|[1-5][0-9]{2}|6[0-5][0-9]|66[0-57-9]|6[7-9][0-9]|[78][0-9]{2})"
+    rb"-(?:0[1-9]|[1-9][0-9])-(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+    + _NOT_DIGIT_AFTER,
+    # Separators are required so plain long numbers (ids, timestamps) are not phone numbers.
+    "phone": _NOT_DIGIT_BEFORE
+    + rb"\(?[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4}"
+    + _NOT_DIGIT_AFTER
+    + rb"|\+[1-9][0-9]{0,2}[ .-]?(?:\(?[0-9]{1,4}\)?[ .-]?){2,4}[0-9]{2,4}"
+    + _NOT_DIGIT_AFTER,
+}
+# Bounded width (at most 37 and 64 bytes): linear for a backtracking engine too.
+_CARD = re.compile(rb"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+_IBAN = re.compile(rb"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}")
 
 
-def _iban(match: str) -> bool:
-    return _groups_ok(match, iban_ok)
+def _re2(pattern: bytes) -> re2._Regexp[bytes]:
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = 64 << 20
+    return re2.compile(pattern, options)
 
 
-# Speed: a pattern that starts with a literal is fast (the engine searches for the literal
-# first); one that starts with a character class costs a step per character of the body. So the
-# numeric detectors (card, national id, phone) share one such pass that yields short candidate
-# runs and test only those; email looks only around each "@"; secrets and international phone
-# numbers start with literals.
-# A digit run with separators, 9-26 characters ([0-9] scans faster than a Unicode \d).
-_NUMBER = re.compile(r"[0-9][0-9 ().-]{7,24}[0-9]")
-_CARD = re.compile(r"\d(?:[ -]?\d){12,18}")
-# US SSN in its written form; the never-issued areas 000, 666 and 9xx are excluded.
-_SSN = re.compile(r"(?<!\d)(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!\d)")
-# Separators are required so plain long numbers (ids, timestamps) are not phone numbers.
-_PHONE_NA = re.compile(r"(?<!\d)\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\d)")
-_PHONE_INTL = re.compile(r"\+[1-9]\d{0,2}[ .-]?(?:\(?\d{1,4}\)?[ .-]?){2,4}\d{2,4}(?!\d)")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_IBAN = re.compile(r"[A-Z][A-Z][0-9][0-9](?: ?[A-Z0-9]){11,30}")
-_SECRETS = tuple(
-    re.compile(p)
-    for p in (
-        r"sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}",  # OpenAI and Anthropic keys
-        r"AKIA[0-9A-Z]{16}",  # AWS access key ids
-        r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----",  # PEM private keys
-        r"gh[pousr]_[A-Za-z0-9]{36}",  # GitHub tokens
-        r"xox[abpr]-[A-Za-z0-9-]{10,}",  # Slack tokens
-    )
-)
+def compile_custom(pattern: str) -> re2._Regexp[bytes]:
+    """A `privacy.custom` pattern on RE2 (linear time); raises `re2.error` when RE2 cannot
+    run it (lookarounds and backreferences)."""
+    return _re2(pattern.encode("utf-8"))
 
 
 class _Scan:
-    """One body's text, with the numeric candidates computed once for every detector."""
+    """One request's text as UTF-8 bytes, with the scan's deadline."""
 
-    __slots__ = ("_numbers", "text")
+    __slots__ = ("data", "deadline")
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._numbers: list[str] | None = None
+    def __init__(self, text: str, deadline: float) -> None:
+        self.data = text.encode("utf-8", "replace")  # a lone surrogate becomes "?"
+        self.deadline = deadline
 
-    def numbers(self) -> list[str]:
-        if self._numbers is None:
-            self._numbers = [m.group(0) for m in _NUMBER.finditer(self.text)]
-        return self._numbers
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise ScanDoubt("timeout")
 
-
-def _email(scan: _Scan) -> bool:
-    text = scan.text
-    at = text.find("@")
-    while at >= 0:
-        if _EMAIL.search(text, max(0, at - 64), at + 256):
-            return True
-        at = text.find("@", at + 1)
-    return False
-
-
-def _phone(scan: _Scan) -> bool:
-    if "+" in scan.text and _PHONE_INTL.search(scan.text):
-        return True
-    return any(_PHONE_NA.search(n) for n in scan.numbers())
+    def candidates(self, pattern: re.Pattern[bytes]) -> Iterator[str]:
+        """Non-overlapping matches, window by window; a window reaches `_OVERLAP` bytes
+        past its end so a match that starts in it is seen whole."""
+        data, n, last_end = self.data, len(self.data), 0
+        for start in range(0, n, _CHUNK):
+            self.check_time()
+            stop = start + _CHUNK
+            for m in pattern.finditer(data, start, min(n, stop + _OVERLAP)):
+                if m.start() >= stop:
+                    break
+                if m.start() >= last_end:
+                    last_end = m.end()
+                    yield m.group(0).decode("ascii")
 
 
-def _card_found(scan: _Scan) -> bool:
-    return any(_card(m.group(0)) for n in scan.numbers() for m in _CARD.finditer(n))
+def _search(pattern: re2._Regexp[bytes]) -> Callable[[_Scan], bool]:
+    return lambda scan: pattern.search(scan.data) is not None
 
 
-def _iban_found(scan: _Scan) -> bool:
-    return any(_iban(m.group(0)) for m in _IBAN.finditer(scan.text))
+def _card(scan: _Scan) -> bool:
+    return any(_groups_ok(m, _card_digits_ok) for m in scan.candidates(_CARD))
 
 
-def _national_id(scan: _Scan) -> bool:
-    return "-" in scan.text and any(_SSN.search(n) for n in scan.numbers())
+def _iban(scan: _Scan) -> bool:
+    return any(_groups_ok(m, iban_ok) for m in scan.candidates(_IBAN))
 
 
-def _secret(scan: _Scan) -> bool:
-    return any(p.search(scan.text) for p in _SECRETS)
-
-
-# In the order they are tried; the first that finds something names the reason.
-_BUILTIN: dict[str, Callable[[_Scan], bool]] = {
-    "secret": _secret,
-    "email": _email,
-    "card": _card_found,
-    "iban": _iban_found,
-    "national_id": _national_id,
-    "phone": _phone,
-}
+def _builtin() -> dict[str, Callable[[_Scan], bool]]:
+    found = {name: _search(_re2(p)) for name, p in _RE2_PATTERNS.items()}
+    # In the order they are tried; the first that finds something names the reason.
+    order = ("secret", "email", "card", "iban", "national_id", "phone")
+    return {name: found.get(name) or {"card": _card, "iban": _iban}[name] for name in order}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +177,12 @@ class Detector:
     found: Callable[[_Scan], bool]
 
 
-def _custom(pattern: re.Pattern[str]) -> Callable[[_Scan], bool]:
-    return lambda scan: pattern.search(scan.text) is not None
-
-
 def build_detectors(config: Privacy) -> tuple[Detector, ...]:
-    """The enabled detectors, custom patterns compiled once (at app build)."""
+    """The enabled detectors, every pattern compiled once (at app build)."""
     if not config.detect:
         return ()
-    out = [Detector(name, fn) for name, fn in _BUILTIN.items() if name in config.detectors]
-    out += [Detector(d.name, _custom(re.compile(d.pattern))) for d in config.custom]
+    out = [Detector(name, fn) for name, fn in _builtin().items() if name in config.detectors]
+    out += [Detector(d.name, _search(compile_custom(d.pattern))) for d in config.custom]
     return tuple(out)
 
 
@@ -175,6 +191,7 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 class PrivacyPolicy:
     def __init__(self, config: Privacy, private_keys: frozenset[str]) -> None:
+        self.config = config
         self._header = config.header.lower()
         self._private_keys = private_keys
         self.detectors = build_detectors(config)
@@ -187,12 +204,28 @@ class PrivacyPolicy:
             return "key"
         return None
 
-    def scan(self, body: bytes) -> str | None:
-        """The name of the first detector that finds something in the body, else None."""
+    def scan(self, text: str, *, started: float | None = None) -> str | None:
+        """The name of the first detector that finds something in `text`, else None.
+
+        Raises `ScanDoubt` when the scan cannot answer within its limits; a detector that
+        raises is a doubt too, never a "nothing found".
+        """
         if not self.detectors:
             return None
-        scan = _Scan(body.decode("utf-8", "replace"))
+        if len(text) > self.config.max_scan_bytes:  # chars <= bytes: a cheap first test
+            raise ScanDoubt("too_large")
+        begun = time.monotonic() if started is None else started
+        scan = _Scan(text, begun + self.config.scan_timeout)
+        if len(scan.data) > self.config.max_scan_bytes:
+            raise ScanDoubt("too_large")
         for detector in self.detectors:
-            if detector.found(scan):
-                return detector.name
+            scan.check_time()
+            try:
+                if detector.found(scan):
+                    return detector.name
+            except ScanDoubt:
+                raise
+            except Exception as exc:  # any failure of a detector is a doubt, not a pass
+                raise ScanDoubt("detector_error") from exc
+        scan.check_time()
         return None

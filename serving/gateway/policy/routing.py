@@ -1,25 +1,31 @@
 """Which targets of a route's chain a request may use, decided before any attempt.
 
-Two filters, in order: privacy (a private request keeps only `local` targets) and context
-window (targets that cannot hold the prompt plus the requested output are dropped). Both are
-recorded as skips, so the client's `x-serving-fallback` header and the metrics say why a target
-was passed over. Circuit and health skips happen later, at attempt time (dispatch.py), because
-they change from one moment to the next.
+The planner reads the request's facts (facts.py, built once per request) and the caller's
+marks, both passed in, never the request's bytes. Two filters, in order: privacy (a private
+request keeps only `local` targets) and context window (a target whose window cannot hold the
+prompt is dropped; one that holds the prompt but not the requested output keeps serving with
+its output budget lowered to what fits). Skips are recorded, so the client's
+`x-serving-fallback` header and the metrics say why a target was passed over. Circuit and
+health skips happen later, at attempt time (dispatch.py), because they change from one moment
+to the next.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from serving.gateway import canonical as c
-from serving.gateway.errors import GatewayError
+from serving.gateway.errors import ContextWindowExceeded, GatewayError
 from serving.gateway.metrics import Metrics
 from serving.gateway.policy.caller import Caller
-from serving.gateway.policy.context import ContextPolicy, requested_output
+from serving.gateway.policy.context import ContextPolicy
+from serving.gateway.policy.facts import RequestFacts, build_facts
 from serving.gateway.policy.fallback import Failure
-from serving.gateway.policy.privacy import PrivacyPolicy
+from serving.gateway.policy.privacy import PrivacyPolicy, ScanDoubt
 from serving.gateway.settings import Route, Settings, Target
 from serving.gateway.upstreams.base import RawCall, UpstreamClient
 
@@ -32,6 +38,7 @@ class Plan:
     skipped: list[Failure] = field(default_factory=list)
     private: str | None = None  # why the request is private ("header", "key", a detector)
     prompt_tokens: int = 0
+    max_tokens: dict[str, int] = field(default_factory=dict)  # target label -> lowered budget
 
 
 class Planner:
@@ -54,16 +61,26 @@ class Planner:
             r.model: not all(self._local[t.upstream] for t in r.targets) for r in settings.routes
         }
 
-    def escalated(self, route: Route, call: RawCall) -> Route | None:
+    async def facts(self, call: RawCall) -> RequestFacts:
+        """The request's facts, built once; large bodies off the event loop. Facts that
+        cannot be built are a doubt: the request is then private."""
+        try:
+            if len(call.body) <= self._settings.privacy.inline_scan_bytes:
+                return build_facts(call.parsed)
+            return await asyncio.to_thread(build_facts, call.parsed)
+        except Exception as exc:  # noqa: BLE001 - a malformed corner must not make it public
+            log.warning("request facts could not be built (%s)", type(exc).__name__)
+            return RequestFacts.doubtful("facts_error", len(call.body))
+
+    def escalated(self, route: Route, facts: RequestFacts) -> Route | None:
         """The route a complex request is sent to instead, per `route.escalate`."""
         rule = route.escalate
         if rule is None:
             return None
-        big = (
-            rule.min_prompt_tokens is not None
-            and self.context.prompt_estimate(call.body) >= rule.min_prompt_tokens
-        )
-        if big or (rule.tools and bool(call.parsed.get("tools"))):
+        ctx = self.context
+        prompt = ctx.text_tokens(facts) + ctx.attachment_tokens(facts, "")
+        big = rule.min_prompt_tokens is not None and prompt >= rule.min_prompt_tokens
+        if big or (rule.tools and bool(facts.tools)):
             log.debug("route %s: escalated to %s", route.model, rule.to)
             self._metrics.escalations.labels(route.model, rule.to).inc()
             return self._routes[rule.to]
@@ -73,61 +90,118 @@ class Planner:
         return self._local[target.upstream]
 
     async def plan(
-        self, route: Route, call: RawCall, request: c.ChatRequest | None, caller: Caller
+        self,
+        route: Route,
+        facts: RequestFacts,
+        caller: Caller | None,
+        request: c.ChatRequest | None,
+        *,
+        fit: bool = True,
     ) -> Plan:
-        """The targets `request` may use, in order; `caller` is what the transport said."""
-        plan = Plan(list(route.targets), private=self.private_reason(route, call.body, caller))
+        """The chain this request may walk; `fit=False` leaves the context window out (token
+        counting generates nothing)."""
+        plan = Plan(list(route.targets), private=await self.private_reason(route, facts, caller))
         if plan.private is not None:
             self._metrics.private_requests.labels(route.model, plan.private).inc()
             kept = [t for t in plan.targets if self.is_local(t)]
             self._skip(route, plan, [t for t in plan.targets if not self.is_local(t)], "private")
             plan.targets = kept
-        if self._settings.context.enabled and plan.targets:
-            await self._fit_context(route, call, plan, request)
+        if fit and self._settings.context.enabled and plan.targets:
+            await self._fit_context(route, facts, plan, request)
         return plan
 
-    def private_reason(self, route: Route, body: bytes, caller: Caller) -> str | None:
-        """Why a request is private ("header", "key", a detector name), or None."""
-        marked = caller.private
-        if marked is not None or not self._mixed[route.model]:
+    async def private_reason(
+        self, route: Route, facts: RequestFacts, caller: Caller | None
+    ) -> str | None:
+        """Why a request is private ("header", "key", a detector name, "doubt"), or None."""
+        marked = caller.private if caller is not None else None
+        if marked is not None or not self._mixed[route.model] or not self.privacy.detectors:
             return marked
-        found = self.privacy.scan(body)
+        if facts.problem is not None:
+            return self._doubt(route, facts.problem)
+        started = time.monotonic()
+        try:
+            if facts.text_bytes <= self._settings.privacy.inline_scan_bytes:
+                found = self.privacy.scan(facts.text, started=started)
+            else:  # seconds of work at worst: other requests keep being served meanwhile
+                log.debug("scanning %d KB off the event loop", facts.text_bytes // 1024)
+                found = await asyncio.to_thread(self.privacy.scan, facts.text, started=started)
+        except ScanDoubt as doubt:
+            return self._doubt(route, doubt.reason)
+        finally:
+            self._metrics.privacy_scan_seconds.observe(time.monotonic() - started)
         if found is not None:
             log.debug("request to %s is private: detector %s matched", route.model, found)
         return found
 
+    def _doubt(self, route: Route, reason: str) -> str:
+        log.warning(
+            "request to %s treated as private: the privacy scan could not complete (%s)",
+            route.model,
+            reason,
+        )
+        self._metrics.privacy_doubts.labels(route.model, reason).inc()
+        return "doubt"
+
+    def _dialect(self, target: Target) -> str:
+        return self._upstreams[target.upstream].dialect
+
     async def _fit_context(
-        self, route: Route, call: RawCall, plan: Plan, request: c.ChatRequest | None
+        self,
+        route: Route,
+        facts: RequestFacts,
+        plan: Plan,
+        request: c.ChatRequest | None,
     ) -> None:
         ctx = self.context
-        output = requested_output(call.parsed, self._settings.context.default_output_tokens)
-        prompt = ctx.prompt_estimate(call.body)
-        if (
-            request is not None
-            and self._settings.context.tokenize_upstream
-            and ctx.borderline(plan.targets, prompt, output)
-        ):
-            prompt = await self._exact(route, prompt, request)
-        plan.prompt_tokens = prompt
-        self._metrics.prompt_tokens_estimated.labels(route.model).observe(prompt)
-        too_small = [t for t in plan.targets if not ctx.fits(t, prompt, output)]
-        if too_small:
-            self._skip(route, plan, too_small, "context_window")
-            plan.targets = [t for t in plan.targets if t not in too_small]
+        output = ctx.output(facts)
+        text = ctx.text_tokens(facts)
+        need = [(t, text + ctx.attachment_tokens(facts, self._dialect(t))) for t in plan.targets]
+        tokenize = self._settings.context.tokenize_upstream and request is not None
+        if tokenize and request is not None and ctx.borderline(need, output):
+            exact = await self._exact(route, request)
+            if exact is not None:
+                need = [(t, exact) for t, _ in need]
+        plan.prompt_tokens = max(prompt for _, prompt in need)
+        self._metrics.prompt_tokens_estimated.labels(route.model).observe(plan.prompt_tokens)
+        too_small: list[tuple[Target, int]] = []
+        for target, prompt in need:
+            room = ctx.room(target, prompt)
+            if room is None or room >= output:
+                continue
+            if room < 1:
+                too_small.append((target, prompt))
+            else:  # the prompt fits: answer within what is left rather than skip the target
+                log.debug("route %s: %s output lowered to %d", route.model, target.label, room)
+                plan.max_tokens[target.label] = room
+        if not too_small:
+            return
+        self._skip(route, plan, [t for t, _ in too_small], "context_window")
+        dropped = {t.label for t, _ in too_small}
+        plan.targets = [t for t in plan.targets if t.label not in dropped]
+        if not plan.targets and plan.private is None:
+            target, prompt = max(too_small, key=lambda tp: tp[0].context_window or 0)
+            raise ContextWindowExceeded(
+                f"the prompt (about {prompt} tokens) does not fit any target of"
+                f" {route.model!r}: the largest context window is {target.context_window}"
+                f" tokens ({target.label})",
+                param="messages",
+                code="context_length_exceeded",
+            )
 
-    async def _exact(self, route: Route, estimate: int, request: c.ChatRequest) -> int:
-        """The tokenizer engine's count; the estimate when it cannot answer."""
+    async def _exact(self, route: Route, request: c.ChatRequest) -> int | None:
+        """The tokenizer engine's count; None when it cannot answer."""
         name = self._settings.context.tokenize_upstream
         assert name is not None
         model = next((t.model for t in route.targets if t.upstream == name), None)
         if model is None:
-            return estimate
+            return None
         try:
             return await self._upstreams[name].count_tokens(request, model)
         except GatewayError as exc:
             log.warning("exact token count on %s failed (%s); using the estimate", name, exc)
             self._metrics.upstream_attempts.labels(f"{name}/{model}", "tokenize_failed").inc()
-            return estimate
+            return None
 
     def _skip(self, route: Route, plan: Plan, targets: list[Target], reason: str) -> None:
         for t in targets:
