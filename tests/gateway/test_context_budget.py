@@ -44,12 +44,12 @@ def setup() -> Iterator[Setup]:
     fakes = {d: FakeUpstream() for d in DIALECTS}
     with ExitStack() as stack:
         urls = {d: stack.enter_context(serve(fake.app)) for d, fake in fakes.items()}
-        upstreams = [
-            {"name": d, "dialect": d, "base_url": urls[d] + _BASE[d]}
-            for d in DIALECTS
-        ]
+        upstreams = [{"name": d, "dialect": d, "base_url": urls[d] + _BASE[d]} for d in DIALECTS]
         routes = [
-            {"model": f"to-{d}", "targets": [{"upstream": d, "model": "m", "context_window": WINDOW}]}
+            {
+                "model": f"to-{d}",
+                "targets": [{"upstream": d, "model": "m", "context_window": WINDOW}],
+            }
             for d in DIALECTS
         ]
         settings = parse_settings(
