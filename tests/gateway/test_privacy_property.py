@@ -12,6 +12,7 @@ the falsifying example and a reproduction blob on failure.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -460,7 +461,7 @@ def assert_privacy_error(dialect: str, response: httpx.Response) -> None:
 def splits(draw: st.DrawFn, value: str) -> Parts:
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(value) - 1)), max_size=2)))
     bounds = [0, *cuts, len(value)]
-    return [value[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [value[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 _PADDING = st.sampled_from(["", "my ", "note: ", "é ", "\U0001f512 ", "(", "x/"])
