@@ -67,8 +67,9 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff check --fix serving tests scripts
 
 .PHONY: bench
-bench: $(STAMP) ## Gateway overhead benchmark against a fake upstream (writes reports/)
+bench: $(STAMP) ## Gateway overhead and privacy-scan benchmarks (write reports/)
 	$(PY) scripts/bench_gateway.py
+	$(PY) scripts/bench_privacy.py
 
 .PHONY: bench-litellm
 bench-litellm: $(STAMP) ## The same benchmark side by side with the LiteLLM proxy (in .venv-litellm)

@@ -129,7 +129,10 @@ class Planner:
         except ScanDoubt as doubt:
             return self._doubt(route, doubt.reason)
         finally:
-            self._metrics.privacy_scan_seconds.observe(time.monotonic() - started)
+            took = time.monotonic() - started
+            self._metrics.privacy_scan_seconds.observe(took)
+            if facts.text_bytes > self._settings.privacy.inline_scan_bytes:
+                log.debug("scan of %d KB done in %.3f s", facts.text_bytes // 1024, took)
         if found is not None:
             log.debug("request to %s is private: detector %s matched", route.model, found)
         return found

@@ -1,11 +1,12 @@
-"""Context-window routing: the estimate, the output budget, and exact counting at the border."""
+"""Context-window routing: the estimate from facts, the output budget, and exact counting."""
 
 from __future__ import annotations
 
 import httpx
 
 from serving.gateway.app import create_app
-from serving.gateway.policy.context import ContextPolicy, estimate_tokens, requested_output
+from serving.gateway.policy.context import ContextPolicy, estimate_tokens, with_max_tokens
+from serving.gateway.policy.facts import build_facts
 from serving.gateway.settings import Context, Target, parse_settings
 from tests.support.fake_upstream import FakeUpstream, Reply, chat_completion
 from tests.support.servers import serve
@@ -18,22 +19,38 @@ def test_estimate_rounds_up() -> None:
 
 
 def test_requested_output_in_every_dialect() -> None:
-    assert requested_output({"max_tokens": 100}, 256) == 100
-    assert requested_output({"max_completion_tokens": 50, "max_tokens": 100}, 256) == 50
-    assert requested_output({"generationConfig": {"maxOutputTokens": 77}}, 256) == 77
-    assert requested_output({}, 256) == 256
-    assert requested_output({"max_tokens": "lots"}, 256) == 256
+    ctx = ContextPolicy(Context(default_output_tokens=256))
+    assert ctx.output(build_facts({"max_tokens": 100})) == 100
+    assert ctx.output(build_facts({"max_completion_tokens": 50, "max_tokens": 100})) == 50
+    assert ctx.output(build_facts({"generationConfig": {"maxOutputTokens": 77}})) == 77
+    assert ctx.output(build_facts({})) == 256
+    assert ctx.output(build_facts({"max_tokens": "lots"})) == 256
 
 
-def test_fits_and_borderline() -> None:
+def test_text_tokens_count_decoded_text_not_json_syntax() -> None:
+    ctx = ContextPolicy(Context(bytes_per_token=4))
+    facts = build_facts({"messages": [{"role": "user", "content": "x" * 400}]})
+    assert 100 <= ctx.text_tokens(facts) <= 110  # 400 bytes / 4, role markers, field names
+
+
+def test_room_and_borderline() -> None:
     ctx = ContextPolicy(Context(tokenize_margin=0.1))
     small = Target(upstream="u", model="m", context_window=1000)
     unknown = Target(upstream="u", model="n")
-    assert ctx.fits(small, 900, 100) and not ctx.fits(small, 901, 100)
-    assert ctx.fits(unknown, 10**9, 10**9)
-    assert ctx.borderline([small], 950, 100)  # 1050 is within 10 % of 1000
-    assert not ctx.borderline([small], 500, 100)
-    assert not ctx.borderline([unknown], 950, 100)
+    assert ctx.room(small, 900) == 100 and ctx.room(unknown, 10**9) is None
+    assert ctx.borderline([(small, 950)], 100)  # 1050 is within 10 % of 1000
+    assert not ctx.borderline([(small, 500)], 100)
+    assert not ctx.borderline([(unknown, 950)], 100)
+
+
+def test_output_budget_rewrite_per_dialect() -> None:
+    assert with_max_tokens({"max_tokens": 9}, "openai", 5) == {"max_tokens": 5}
+    assert with_max_tokens({"max_completion_tokens": 9}, "openai", 5) == {
+        "max_completion_tokens": 5
+    }
+    assert with_max_tokens({}, "anthropic", 5) == {"max_tokens": 5}
+    out = with_max_tokens({"generationConfig": {"temperature": 1}}, "gemini", 5)
+    assert out == {"generationConfig": {"temperature": 1, "maxOutputTokens": 5}}
 
 
 def test_exact_count_rescues_a_prompt_the_estimate_put_over_the_window() -> None:
@@ -62,7 +79,7 @@ def test_exact_count_rescues_a_prompt_the_estimate_put_over_the_window() -> None
             "model": "r",
             "max_tokens": 10,
             "messages": [{"role": "user", "content": "x" * 1000}],
-        }  # ~300 estimated
+        }  # ~290 estimated: borderline for a window of 300
         with serve(create_app(settings)) as url:
             engine.script(Reply.json({"count": 40}), Reply.json(chat_completion("from engine")))
             r = httpx.post(url + "/v1/chat/completions", json=body)
