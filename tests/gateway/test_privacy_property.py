@@ -27,7 +27,13 @@ from hypothesis import strategies as st
 from serving.gateway.app import create_app
 from serving.gateway.policy.privacy import iban_ok, luhn_ok
 from serving.gateway.settings import parse_settings
-from tests.support.fake_upstream import FakeUpstream, Reply, chat_completion
+from tests.support.fake_upstream import (
+    FakeUpstream,
+    Reply,
+    anthropic_message,
+    chat_completion,
+    gemini_response,
+)
 from tests.support.servers import free_port, serve
 
 DIALECTS = ("openai", "anthropic", "gemini")
@@ -502,13 +508,22 @@ def test_detected_values_never_reach_a_hosted_upstream(
     assert_privacy_error(dialect, response)
 
 
+_OWN_REPLY: dict[str, Callable[[], Reply]] = {
+    "openai": lambda: Reply.json(chat_completion("served")),
+    "anthropic": lambda: Reply.json(anthropic_message("served")),
+    "gemini": lambda: Reply.json(gemini_response("served")),
+}
+
+
 @pytest.mark.parametrize(("dialect", "placement"), CASES)
 def test_every_placement_reaches_the_hosted_fake_without_a_detected_value(
     setup: Setup, dialect: str, placement: str
 ) -> None:
     """The control: the same bodies with harmless text are served by the hosted fake, so the
     property above cannot pass because a placement is refused for another reason."""
+    setup.hosted.script(_OWN_REPLY[dialect]())
     setup.hosted.requests.clear()
     body = PLACEMENTS[dialect][placement](["a harmless ", "sentence"])
     response = post(setup, dialect, body, False, random.Random(0), route=f"chat-{dialect}")
-    assert len(setup.hosted.requests) == 1, response.text
+    assert response.status_code == 200, response.text
+    assert len(setup.hosted.requests) == 1, [(q.method, q.path) for q in setup.hosted.requests]
