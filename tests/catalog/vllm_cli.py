@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     parser: argparse.ArgumentParser = make_arg_parser(
-        FlexibleArgumentParser(description="vLLM OpenAI-Compatible RESTful API server.")
+        FlexibleArgumentParser(description="vLLM OpenAI-Compatible RESTful API server.")  # type: ignore[no-untyped-call]  # vLLM leaves it unannotated
     )
     return parser
 
@@ -73,7 +73,7 @@ def check(argv: Sequence[str], checkpoint_quant_method: str | None = None) -> ar
     args = parse(argv)
     try:
         validate_parsed_serve_args(args)
-        validate_api_server_args(args)
+        validate_api_server_args(args)  # type: ignore[no-untyped-call]  # vLLM leaves it unannotated
     except (VLLMValidationError, ValueError, TypeError, KeyError, FileNotFoundError) as exc:
         raise Rejected(f"vLLM refuses {list(argv)}: {exc}") from exc
     _check_quantization(args, checkpoint_quant_method)

@@ -5,7 +5,7 @@ against an upstream of every dialect (same-dialect pass-through and translation)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from typing import Any
 
@@ -58,7 +58,7 @@ def setup() -> Iterator[Setup]:
         yield Setup(stack.enter_context(serve(create_app(settings))), fakes)
 
 
-def ask(url: str, client: str, model: str, text: str) -> httpx.Headers:
+def ask(url: str, client: str, model: str, text: str) -> Mapping[str, str]:
     """One non-streamed request through the client's SDK; the response headers."""
     if client == "openai":
         oc = openai.OpenAI(base_url=url + "/v1", api_key="c", max_retries=0)

@@ -16,6 +16,8 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from anthropic.types import Message, RawContentBlockDeltaEvent, TextBlock, TextDelta
+from openai.types.chat import ChatCompletion
 
 from serving.gateway.app import create_app
 from serving.gateway.settings import DEFAULT_RETRY_ON, parse_settings
@@ -131,24 +133,30 @@ def ask(m: Matrix, dialect: str, stream: bool, model: str = "chat", prompt: str 
             max_tokens=16,
             stream=stream,
         )
+        parsed = raw.parse()
         if stream:
-            text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+            assert isinstance(parsed, openai.Stream)
+            text = "".join(c.choices[0].delta.content or "" for c in parsed if c.choices)
         else:
-            text = raw.parse().choices[0].message.content or ""
+            assert isinstance(parsed, ChatCompletion)
+            text = parsed.choices[0].message.content or ""
         return Answer(text, raw.headers)
     ac = anthropic.Anthropic(base_url=m.url, api_key="k", max_retries=0, timeout=10)
     araw = ac.messages.with_raw_response.create(
         model=model, max_tokens=16, messages=[{"role": "user", "content": prompt}], stream=stream
     )
+    aparsed = araw.parse()
     if stream:
+        assert isinstance(aparsed, anthropic.Stream)
         parts = [
             e.delta.text
-            for e in araw.parse()
-            if e.type == "content_block_delta" and e.delta.type == "text_delta"
-        ]  # type: ignore[union-attr]
+            for e in aparsed
+            if isinstance(e, RawContentBlockDeltaEvent) and isinstance(e.delta, TextDelta)
+        ]
         return Answer("".join(parts), araw.headers)
-    blocks = araw.parse().content  # type: ignore[union-attr]
-    return Answer("".join(b.text for b in blocks if b.type == "text"), araw.headers)
+    assert isinstance(aparsed, Message)
+    blocks = aparsed.content
+    return Answer("".join(b.text for b in blocks if isinstance(b, TextBlock)), araw.headers)
 
 
 DIALECTS = [("openai", False), ("openai", True), ("anthropic", False), ("anthropic", True)]
@@ -326,6 +334,7 @@ def test_client_errors_go_back_without_fallback(matrix: Matrix, dialect: str, st
     error = openai.BadRequestError if dialect == "openai" else anthropic.BadRequestError
     with pytest.raises(error) as info:
         ask(matrix, dialect, stream)
+    assert isinstance(info.value, (openai.APIStatusError, anthropic.APIStatusError))
     assert info.value.status_code == 400
     assert "temperature" in info.value.message
     assert not matrix.backup.requests
@@ -339,6 +348,7 @@ def test_unknown_model_is_dialect_native_not_found(
     error = openai.NotFoundError if dialect == "openai" else anthropic.NotFoundError
     with pytest.raises(error) as info:
         ask(matrix, dialect, stream, model="no-such-model")
+    assert isinstance(info.value, (openai.APIStatusError, anthropic.APIStatusError))
     assert "no-such-model" in info.value.message
     assert not matrix.primary.requests and not matrix.backup.requests
 
@@ -358,8 +368,8 @@ def test_single_target_failure_is_the_dialect_native_error(
     dialect: str,
     stream: bool,
     status: int,
-    openai_cls: type[openai.APIError],
-    anthropic_cls: type[anthropic.APIError],
+    openai_cls: type[openai.APIStatusError],
+    anthropic_cls: type[anthropic.APIStatusError],
     anthropic_type: str,
 ) -> None:
     headers = {"retry-after": "30"} if status == 429 else {}
@@ -368,12 +378,14 @@ def test_single_target_failure_is_the_dialect_native_error(
     if dialect == "openai":
         with pytest.raises(openai_cls) as info:
             ask(matrix, dialect, stream, model="solo")
-        assert info.value.status_code == status  # type: ignore[attr-defined]
+        assert info.value.status_code == status
     else:
         with pytest.raises(anthropic_cls) as ainfo:
             ask(matrix, dialect, stream, model="solo")
-        assert ainfo.value.status_code == status  # type: ignore[attr-defined]
-        assert ainfo.value.body["error"]["type"] == anthropic_type  # type: ignore[attr-defined]
+        assert ainfo.value.status_code == status
+        body = ainfo.value.body
+        assert isinstance(body, dict)
+        assert body["error"]["type"] == anthropic_type
     if status == 429:
         assert len(matrix.primary.requests) == 1  # retry-after 30 s is over the cap: not waited
 
@@ -397,5 +409,6 @@ def test_prompt_too_long_for_every_target_is_a_400(
     error = openai.BadRequestError if dialect == "openai" else anthropic.BadRequestError
     with pytest.raises(error) as info:
         ask(matrix, dialect, stream, model="tiny", prompt="word " * 400)
+    assert isinstance(info.value, (openai.APIStatusError, anthropic.APIStatusError))
     assert "does not fit" in info.value.message
     assert not matrix.primary.requests and not matrix.backup.requests

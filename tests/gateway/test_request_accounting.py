@@ -95,6 +95,7 @@ def leave_mid_request(url: str, model: str) -> None:
 
 def leave_mid_stream(url: str, model: str, dialect: str) -> None:
     messages = [{"role": "user", "content": "hi"}]
+    body: dict[str, object]
     if dialect == "openai":
         path, body = "/v1/chat/completions", {"model": model, "messages": messages}
     else:
@@ -218,7 +219,7 @@ def test_a_bug_in_the_gateway_is_the_dialects_500_and_counted(
     )
     gateway = Gateway(settings)
 
-    async def broken(*_: Any) -> Any:
+    async def broken(*_: Any, **__: Any) -> Any:
         raise ZeroDivisionError("a bug")
 
     gateway.dispatcher.dispatch = broken  # type: ignore[method-assign]

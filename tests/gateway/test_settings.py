@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from serving.gateway.settings import ConfigError, load_settings, parse_settings
 
 REPO = Path(__file__).resolve().parents[2]
-GOOD = {
+GOOD: dict[str, Any] = {
     "upstreams": [{"name": "engine", "base_url": "http://127.0.0.1:8001/v1"}],
     "routes": [
         {
@@ -54,7 +55,7 @@ def test_duplicate_model_names_are_refused() -> None:
     routes = [
         *GOOD["routes"],
         {
-            "model": "default",  # type: ignore[list-item]
+            "model": "default",
             "targets": [{"upstream": "engine", "model": "x"}],
         },
     ]

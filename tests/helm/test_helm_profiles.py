@@ -66,7 +66,7 @@ def test_drift_check_fails_on_a_hand_edit(tmp_path: Path) -> None:
 def test_profile_fields_come_from_the_catalog(name: str, variant: str | None, fields: Obj) -> None:
     profile = get_profile(name)
     precision = variant if variant in profile.weights else profile.precision
-    weights = profile.weights_for(precision)  # type: ignore[arg-type]
+    weights = profile.weights_for(precision)
     assert fields["hfRepo"] == weights.repo
     assert fields["revision"] == weights.revision
     assert fields["servedName"] == profile.served_model_name

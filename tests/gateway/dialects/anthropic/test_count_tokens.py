@@ -3,7 +3,7 @@ a private request is counted by local targets only, and never reaches a hosted o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -61,7 +61,7 @@ def setup() -> Iterator[Setup]:
 BODY = {"model": "mixed", "messages": [{"role": "user", "content": "Hello"}]}
 
 
-def count(setup: Setup, body: dict[str, object], private: bool = False) -> httpx.Response:
+def count(setup: Setup, body: Mapping[str, object], private: bool = False) -> httpx.Response:
     headers = {"x-serving-private": "true"} if private else {}
     return httpx.post(setup.url + "/v1/messages/count_tokens", json=body, headers=headers)
 
