@@ -8,12 +8,12 @@ from __future__ import annotations
 import anthropic
 import httpx
 import pytest
-from anthropic.types import Message
+from anthropic.types import Message, MessageParam, ToolParam
 
 from tests.support.fake_upstream import Reply, chat_completion, chat_stream, openai_error
 from tests.support.gateway_fixtures import GatewayUnderTest
 
-USER = [{"role": "user", "content": "What is the capital of France?"}]
+USER: list[MessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def client(gw: GatewayUnderTest) -> anthropic.Anthropic:
@@ -102,7 +102,7 @@ def test_tool_use_round_trip(gateway: GatewayUnderTest) -> None:
     gateway.upstream.script(
         Reply.json(chat_completion(None, finish_reason="tool_calls", tool_calls=[call]))
     )
-    tools = [
+    tools: list[ToolParam] = [
         {
             "name": "get_weather",
             "description": "Weather",
@@ -113,13 +113,13 @@ def test_tool_use_round_trip(gateway: GatewayUnderTest) -> None:
         model="smollm2",
         max_tokens=64,
         messages=USER,
-        tools=tools,  # type: ignore[arg-type]
+        tools=tools,
     )
     assert msg.stop_reason == "tool_use"
     block = msg.content[0]
     assert block.type == "tool_use" and block.input == {"city": "Paris"} and block.id == "call_1"
     gateway.upstream.script(Reply.json(chat_completion("It is 18C.")))
-    history = [
+    history: list[MessageParam] = [
         *USER,
         {"role": "assistant", "content": msg.content},
         {
@@ -131,7 +131,7 @@ def test_tool_use_round_trip(gateway: GatewayUnderTest) -> None:
         model="smollm2",
         max_tokens=64,
         messages=history,
-        tools=tools,  # type: ignore[arg-type]
+        tools=tools,
     )
     assert answer.content[0].text == "It is 18C."  # type: ignore[union-attr]
     sent = gateway.upstream.requests[-1].json()["messages"]

@@ -145,7 +145,9 @@ def _anthropic_turn(url: str, model: str, messages: list[Any], stream: bool) -> 
     else:
         message = client.messages.create(**kwargs)
     text = "".join(b.text for b in message.content if b.type == "text")
-    calls = [(b.id, b.name, dict(b.input)) for b in message.content if b.type == "tool_use"]
+    calls: list[tuple[str | None, str, dict[str, Any]]] = [
+        (b.id, b.name, dict(b.input)) for b in message.content if b.type == "tool_use"
+    ]
     u = message.usage
     return Turn(text, message.stop_reason or "", calls, u.input_tokens, u.output_tokens)
 

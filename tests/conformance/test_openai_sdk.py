@@ -8,11 +8,14 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.support.fake_upstream import Reply, chat_completion, chat_stream, openai_error
 from tests.support.gateway_fixtures import GatewayUnderTest
 
-USER = [{"role": "user", "content": "What is the capital of France?"}]
+USER: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is the capital of France?"}
+]
 
 
 def client(gw: GatewayUnderTest) -> openai.OpenAI:
@@ -23,7 +26,7 @@ def test_body_passes_through_untouched(gateway: GatewayUnderTest) -> None:
     gateway.upstream.script(Reply.json(chat_completion("Paris.", prompt_tokens=9)))
     out = client(gateway).chat.completions.create(
         model="smollm2",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         max_tokens=16,
         extra_body={"vendor_flag": {"keep": True}},
     )
@@ -51,7 +54,7 @@ def test_alias_routes_to_the_same_target(gateway: GatewayUnderTest) -> None:
     gateway.upstream.script(Reply.json(chat_completion("ok")))
     raw = client(gateway).chat.completions.with_raw_response.create(
         model="default",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
     )
     assert raw.headers["x-serving-target"] == "fake/upstream-model"
     assert raw.parse().choices[0].message.content == "ok"
@@ -63,7 +66,7 @@ def test_stream_relays_chunks_and_usage(gateway: GatewayUnderTest) -> None:
         client(gateway).chat.completions.create(
             model="smollm2",
             messages=USER,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
             stream_options={"include_usage": True},
         )
     )
@@ -87,7 +90,7 @@ def test_streamed_tool_calls_by_index(gateway: GatewayUnderTest) -> None:
     for chunk in client(gateway).chat.completions.create(
         model="smollm2",
         messages=USER,
-        stream=True,  # type: ignore[arg-type]
+        stream=True,
     ):
         for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
             if call.function and call.function.name:
@@ -99,7 +102,7 @@ def test_streamed_tool_calls_by_index(gateway: GatewayUnderTest) -> None:
 
 def test_unknown_model_is_not_found(gateway: GatewayUnderTest) -> None:
     with pytest.raises(openai.NotFoundError) as info:
-        client(gateway).chat.completions.create(model="nope", messages=USER)  # type: ignore[arg-type]
+        client(gateway).chat.completions.create(model="nope", messages=USER)
     assert info.value.code == "model_not_found"
     assert "nope" in info.value.message
 
@@ -116,13 +119,13 @@ def test_missing_messages_is_a_400_in_openai_envelope(gateway: GatewayUnderTest)
 def test_upstream_400_is_relayed_as_bad_request(gateway: GatewayUnderTest) -> None:
     gateway.upstream.script(openai_error(400, "temperature must be <= 2"))
     with pytest.raises(openai.BadRequestError) as info:
-        client(gateway).chat.completions.create(model="smollm2", messages=USER)  # type: ignore[arg-type]
+        client(gateway).chat.completions.create(model="smollm2", messages=USER)
     assert "temperature must be <= 2" in info.value.message
 
 
 def test_unreachable_upstream_is_a_503(gateway: GatewayUnderTest) -> None:
     with pytest.raises(openai.InternalServerError) as info:
-        client(gateway).chat.completions.create(model="unreachable", messages=USER)  # type: ignore[arg-type]
+        client(gateway).chat.completions.create(model="unreachable", messages=USER)
     assert info.value.status_code == 503
     assert "cannot connect" in info.value.message
 
@@ -132,7 +135,7 @@ def test_mid_stream_cut_raises_in_the_sdk(gateway: GatewayUnderTest) -> None:
     stream = client(gateway).chat.completions.create(
         model="smollm2",
         messages=USER,
-        stream=True,  # type: ignore[arg-type]
+        stream=True,
     )
     with pytest.raises(openai.APIError) as info:
         for _ in stream:

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import cast
 
 import anthropic
 import openai
 import pytest
+from anthropic.types import ContentBlockParam, MessageParam, ToolParam
 from google import genai
 from google.genai import types
+from openai.types.chat import (
+    ChatCompletionAssistantMessageParam,
+    ChatCompletionMessageParam,
+    ChatCompletionToolParam,
+)
 
 from serving.gateway.app import create_app
 from serving.gateway.settings import parse_settings
@@ -22,7 +29,10 @@ from tests.support.servers import serve
 
 pytestmark = pytest.mark.engine
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is the capital of France?"}
+]
+A_QUESTION: list[MessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
 GREEDY = {"temperature": 0}
 
 
@@ -63,7 +73,7 @@ def test_openai_sdk_answers(gateway_url: str) -> None:
         model="smollm2",
         messages=QUESTION,
         max_tokens=32,
-        temperature=0,  # type: ignore[arg-type]
+        temperature=0,
     )
     assert "Paris" in (out.choices[0].message.content or "")
     assert out.choices[0].finish_reason in ("stop", "length")
@@ -76,7 +86,7 @@ def test_openai_sdk_streams(gateway_url: str) -> None:
             model="default",
             messages=QUESTION,
             max_tokens=32,
-            temperature=0,  # type: ignore[arg-type]
+            temperature=0,
             stream=True,
             stream_options={"include_usage": True},
         )
@@ -90,8 +100,8 @@ def test_anthropic_sdk_answers(gateway_url: str) -> None:
     msg = anthropic_client(gateway_url).messages.create(
         model="smollm2",
         max_tokens=32,
-        messages=QUESTION,
-        extra_body=GREEDY,  # type: ignore[arg-type]
+        messages=A_QUESTION,
+        extra_body=GREEDY,
     )
     assert msg.content[0].type == "text" and "Paris" in msg.content[0].text
     assert msg.stop_reason in ("end_turn", "max_tokens")
@@ -103,14 +113,14 @@ def test_anthropic_sdk_streams_in_order(gateway_url: str) -> None:
     plain = client.messages.create(
         model="smollm2",
         max_tokens=32,
-        messages=QUESTION,
-        extra_body=GREEDY,  # type: ignore[arg-type]
+        messages=A_QUESTION,
+        extra_body=GREEDY,
     )
     with client.messages.stream(
         model="smollm2",
         max_tokens=32,
-        messages=QUESTION,
-        extra_body=GREEDY,  # type: ignore[arg-type]
+        messages=A_QUESTION,
+        extra_body=GREEDY,
     ) as stream:
         events = list(stream)
         final = stream.get_final_message()
@@ -129,9 +139,9 @@ def test_anthropic_stop_sequence_from_the_engine(gateway_url: str) -> None:
     msg = anthropic_client(gateway_url).messages.create(
         model="smollm2",
         max_tokens=32,
-        messages=QUESTION,
+        messages=A_QUESTION,
         stop_sequences=["Paris"],
-        extra_body=GREEDY,  # type: ignore[arg-type]
+        extra_body=GREEDY,
     )
     assert msg.stop_reason == "stop_sequence"
     assert msg.stop_sequence == "Paris"
@@ -143,29 +153,33 @@ def test_unknown_model_through_the_engine_route(gateway_url: str) -> None:
         anthropic_client(gateway_url).messages.create(
             model="no-such-model",
             max_tokens=8,
-            messages=QUESTION,  # type: ignore[arg-type]
+            messages=A_QUESTION,
         )
 
 
 # ---- tool calling on the embedded engine (Hermes template + parser, structured output) -------
 
 TOOL_NAME = "get_weather"
-TOOL_SCHEMA = {
+TOOL_SCHEMA: dict[str, object] = {
     "type": "object",
     "properties": {"city": {"type": "string"}},
     "required": ["city"],
 }
-WEATHER = [{"role": "user", "content": "What is the weather in Paris? Use the tool."}]
+WEATHER_TEXT = "What is the weather in Paris? Use the tool."
+WEATHER: list[ChatCompletionMessageParam] = [{"role": "user", "content": WEATHER_TEXT}]
+A_WEATHER: list[MessageParam] = [{"role": "user", "content": WEATHER_TEXT}]
 TOOL_RESULT = "Sunny, 24 degrees Celsius."
 
 
 def test_openai_forced_tool_call_round_trip(gateway_url: str) -> None:
     client = openai_client(gateway_url)
-    tools = [{"type": "function", "function": {"name": TOOL_NAME, "parameters": TOOL_SCHEMA}}]
+    tools: list[ChatCompletionToolParam] = [
+        {"type": "function", "function": {"name": TOOL_NAME, "parameters": TOOL_SCHEMA}}
+    ]
     first = client.chat.completions.create(
         model="smollm2",
-        messages=WEATHER,  # type: ignore[arg-type]
-        tools=tools,  # type: ignore[arg-type]
+        messages=WEATHER,
+        tools=tools,
         tool_choice={"type": "function", "function": {"name": TOOL_NAME}},
         max_tokens=64,
         temperature=0,
@@ -179,24 +193,31 @@ def test_openai_forced_tool_call_round_trip(gateway_url: str) -> None:
         model="smollm2",
         messages=[
             *WEATHER,
-            first.choices[0].message.model_dump(exclude_none=True),  # type: ignore[list-item]
+            # the SDK's response model dumps to the shape of its assistant-message param
+            cast(
+                ChatCompletionAssistantMessageParam,
+                first.choices[0].message.model_dump(exclude_none=True),
+            ),
             {"role": "tool", "tool_call_id": calls[0].id, "content": TOOL_RESULT},
         ],
-        tools=tools,  # type: ignore[arg-type]
+        tools=tools,
         max_tokens=32,
         temperature=0,
     )
     assert second.choices[0].message.content
     assert second.choices[0].finish_reason in ("stop", "length")
-    assert second.usage is not None and second.usage.prompt_tokens > first.usage.prompt_tokens  # type: ignore[union-attr]
+    assert first.usage is not None
+    assert second.usage is not None and second.usage.prompt_tokens > first.usage.prompt_tokens
 
 
 def test_openai_tool_choice_auto_is_accepted(gateway_url: str) -> None:
-    tools = [{"type": "function", "function": {"name": TOOL_NAME, "parameters": TOOL_SCHEMA}}]
+    tools: list[ChatCompletionToolParam] = [
+        {"type": "function", "function": {"name": TOOL_NAME, "parameters": TOOL_SCHEMA}}
+    ]
     reply = openai_client(gateway_url).chat.completions.create(
         model="smollm2",
-        messages=WEATHER,  # type: ignore[arg-type]
-        tools=tools,  # type: ignore[arg-type]
+        messages=WEATHER,
+        tools=tools,
         tool_choice="auto",
         max_tokens=16,
         temperature=0,
@@ -209,14 +230,16 @@ def test_openai_tool_choice_auto_is_accepted(gateway_url: str) -> None:
 
 def test_anthropic_forced_tool_use_round_trip(gateway_url: str) -> None:
     client = anthropic_client(gateway_url)
-    tools = [{"name": TOOL_NAME, "description": "Weather now", "input_schema": TOOL_SCHEMA}]
+    tools: list[ToolParam] = [
+        {"name": TOOL_NAME, "description": "Weather now", "input_schema": TOOL_SCHEMA}
+    ]
     first = client.messages.create(
         model="smollm2",
         max_tokens=64,
-        messages=WEATHER,  # type: ignore[arg-type]
-        tools=tools,  # type: ignore[arg-type]
+        messages=A_WEATHER,
+        tools=tools,
         tool_choice={"type": "tool", "name": TOOL_NAME},
-        extra_body=GREEDY,  # type: ignore[arg-type]
+        extra_body=GREEDY,
     )
     uses = [block for block in first.content if block.type == "tool_use"]
     assert len(uses) == 1 and uses[0].name == TOOL_NAME and uses[0].id
@@ -226,8 +249,14 @@ def test_anthropic_forced_tool_use_round_trip(gateway_url: str) -> None:
         model="smollm2",
         max_tokens=32,
         messages=[
-            *WEATHER,  # type: ignore[list-item]
-            {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+            *A_WEATHER,
+            {
+                "role": "assistant",
+                # response blocks dumped to dicts: the shape of their request params
+                "content": cast(
+                    list[ContentBlockParam], [block.model_dump() for block in first.content]
+                ),
+            },
             {
                 "role": "user",
                 "content": [
@@ -235,8 +264,8 @@ def test_anthropic_forced_tool_use_round_trip(gateway_url: str) -> None:
                 ],
             },
         ],
-        tools=tools,  # type: ignore[arg-type]
-        extra_body=GREEDY,  # type: ignore[arg-type]
+        tools=tools,
+        extra_body=GREEDY,
     )
     assert second.stop_reason in ("end_turn", "max_tokens")
     texts = [block.text for block in second.content if block.type == "text"]
@@ -259,7 +288,7 @@ def test_gemini_forced_function_call_round_trip(gateway_url: str) -> None:
         temperature=0,
         max_output_tokens=64,
     )
-    question = types.Content(role="user", parts=[types.Part(text=WEATHER[0]["content"])])
+    question = types.Content(role="user", parts=[types.Part(text=WEATHER_TEXT)])
     first = client.models.generate_content(model="smollm2", contents=[question], config=config)
     assert first.candidates and first.candidates[0].content
     calls = [p.function_call for p in first.candidates[0].content.parts or [] if p.function_call]

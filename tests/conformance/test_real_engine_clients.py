@@ -54,7 +54,9 @@ def test_langchain_chat_openai_with_defaults(local_gateway: str) -> None:
 
 def test_langchain_chat_anthropic_with_defaults(local_gateway: str) -> None:
     model = ChatAnthropic(model="smollm2", base_url=local_gateway, api_key="local")
-    assert model.max_tokens >= 4096  # the default the old 2048-token window refused
+    assert (
+        model.max_tokens is not None and model.max_tokens >= 4096
+    )  # the default the old 2048-token window refused
     answer = model.invoke(QUESTION)
     assert answer.content and answer.response_metadata["stop_reason"] in (
         "end_turn",

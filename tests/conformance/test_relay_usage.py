@@ -10,8 +10,10 @@ import anthropic
 import httpx
 import openai
 import pytest
+from anthropic.types import MessageParam
 from google import genai
 from google.genai import types
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.support.matrix import CLIENT_KEY, Matrix, matrix_gateway, text_reply
 
@@ -24,21 +26,22 @@ def matrix() -> Iterator[Matrix]:
 
 def _stream(matrix: Matrix, dialect: str) -> str:
     """Stream one answer from the same-dialect route; return the text the client saw."""
-    question = [{"role": "user", "content": "hi"}]
     if dialect == "openai":
+        question: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
         client = openai.OpenAI(base_url=matrix.url + "/v1", api_key=CLIENT_KEY, max_retries=0)
         chunks = client.chat.completions.create(
             model="via-openai",
             messages=question,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         )
         return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     if dialect == "anthropic":
+        aquestion: list[MessageParam] = [{"role": "user", "content": "hi"}]
         aclient = anthropic.Anthropic(base_url=matrix.url, api_key=CLIENT_KEY, max_retries=0)
         with aclient.messages.stream(
             model="via-anthropic",
             max_tokens=16,
-            messages=question,  # type: ignore[arg-type]
+            messages=aquestion,
         ) as stream:
             return "".join(stream.text_stream)
     gclient = genai.Client(api_key=CLIENT_KEY, http_options=types.HttpOptions(base_url=matrix.url))

@@ -115,7 +115,7 @@ def tool_reply(dialect: str, stream: bool) -> Reply:
         if stream:
             calls = [("call_up1", TOOL_NAME, fragments)]
             return Reply.sse(f.chat_stream((), finish_reason="tool_calls", tool_calls=calls))
-        call = {"id": "call_up1", "type": "function"}
+        call: dict[str, Any] = {"id": "call_up1", "type": "function"}
         call["function"] = {"name": TOOL_NAME, "arguments": args}
         body = f.chat_completion(None, finish_reason="tool_calls", tool_calls=[call])
         return Reply.json(body)
