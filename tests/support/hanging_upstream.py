@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.support.raw_upstream import RawSocketServer
+
 FIRST_FRAME = (
     b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
     b'"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}'
@@ -22,35 +24,19 @@ FIRST_FRAME = (
 )
 
 
-class HangingUpstream:
+class HangingUpstream(RawSocketServer):
     def __init__(self, *, stream_first: bool = False, hold: float = 20.0) -> None:
+        super().__init__(backlog=16)
         self.stream_first = stream_first
         self.hold = hold  # the longest a connection is held open before the fake gives up
         self.requests = 0
         self.closed_after: list[float] = []  # seconds from request to the gateway's close
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.2)
-        self.port = int(self._sock.getsockname()[1])
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._hold, args=(conn,), daemon=True)
-            t.start()
-            self._threads.append(t)
+    def handle(self, conn: socket.socket) -> None:
+        t = threading.Thread(target=self._hold, args=(conn,), daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def _hold(self, conn: socket.socket) -> None:
         with conn:
@@ -83,14 +69,11 @@ class HangingUpstream:
 
     @contextmanager
     def running(self) -> Iterator[HangingUpstream]:
-        thread = threading.Thread(target=self._serve, daemon=True)
-        thread.start()
+        self._start()
         try:
             yield self
         finally:
-            self._stop.set()
-            self._sock.close()
-            thread.join(timeout=5)
+            self._shutdown()
             for t in self._threads:
                 t.join(timeout=self.hold + 1)
 
