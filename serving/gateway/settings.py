@@ -333,6 +333,24 @@ class Admin(_Strict):
         return read_secret(self.key_env, self.key_file)
 
 
+class State(_Strict):
+    """Shared state: conversation records (Responses `store`) and, with several replicas, the
+    counters behind per-key limits and budgets. In-process/SQLite by default; Redis when
+    `redis_url` (or `redis_url_env`) is set."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"  # where conversations live
+    sqlite_path: str | None = None  # default: <cache dir>/state/responses.sqlite3
+    redis_url: str | None = None  # e.g. redis://redis:6379/0; prefer redis_url_env for a password
+    redis_url_env: str | None = None  # an env var holding the URL (wins over redis_url)
+    key_prefix: str = "serving:"
+    retention_seconds: float = Field(default=30 * 24 * 3600.0, gt=0)
+    max_record_bytes: int = Field(default=16 * 1024 * 1024, gt=0)  # larger turns are not stored
+    store_private: bool = False  # store private conversations too (otherwise `store` is ignored)
+
+    def read_redis_url(self) -> str | None:
+        return read_secret(self.redis_url_env, None) or self.redis_url
+
+
 class Settings(_Strict):
     """The whole gateway configuration."""
 
@@ -344,6 +362,7 @@ class Settings(_Strict):
     context: Context = Context()
     cost: Cost = Cost()
     admin: Admin = Admin()
+    state: State = State()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Settings:
