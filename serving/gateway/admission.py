@@ -16,6 +16,7 @@ pick: no queue, no waiting, no allocation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 
@@ -95,10 +96,8 @@ class UpstreamGate:
         finally:
             if not fut.done():
                 fut.cancel()
-            try:
+            with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
-            except ValueError:
-                pass
             self._queue_depth()
 
     def release(self, i: int) -> None:

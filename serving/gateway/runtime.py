@@ -11,6 +11,7 @@ import httpx
 
 from serving.gateway.admission import UpstreamGate
 from serving.gateway.dispatch import Dispatcher
+from serving.gateway.gatekeeper import Gatekeeper
 from serving.gateway.metrics import Metrics
 from serving.gateway.settings import Settings, Upstream
 from serving.gateway.upstreams.base import UpstreamClient
@@ -90,6 +91,8 @@ class Gateway:
             private_keys=frozenset(k for k, private in keys.items() if private),
         )
         self.admin_key = settings.admin.read_key() if settings.admin.enabled else None
+        self.keeper = Gatekeeper(settings.server, self.metrics)
+        self.ops_key = settings.ops.read_key()
 
     async def start(self) -> None:
         """Start background work (pool health probes); called from the app's lifespan."""
