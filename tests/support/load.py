@@ -74,6 +74,15 @@ class StreamUpstream:
                     length = int(line.split(b":", 1)[1])
             if length:
                 await reader.readexactly(length)
+            if head.startswith(b"GET /stats"):
+                stats = json.dumps(
+                    {"active": self.active, "peak": self.peak, "served": self.served}
+                ).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(stats), stats)
+                )
+                await writer.drain()
+                return
             if head.startswith(b"GET"):
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                 await writer.drain()
@@ -221,3 +230,53 @@ async def gateway_process(
             proc.kill()
             await asyncio.to_thread(proc.wait, 10)
         log.close()
+
+
+class UpstreamProcess:
+    """A `StreamUpstream` in a process of its own (its own core and GIL), so a load test's
+    clients cannot slow it down; its counters come from GET /stats."""
+
+    def __init__(self, frames: int, delay: float) -> None:
+        self.frames = frames
+        self.delay = delay
+        self.port = 0
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> UpstreamProcess:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.support.load",
+            str(self.frames),
+            str(self.delay),
+            stdout=subprocess.PIPE,
+        )
+        assert self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
+        self.port = int(line)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
+
+    async def stats(self) -> dict[str, int]:
+        async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
+            data: dict[str, int] = (await client.get(self.url + "/stats")).json()
+            return data
+
+
+async def _serve_forever(frames: int, delay: float) -> None:
+    upstream = StreamUpstream(frames, delay)
+    await upstream.start()
+    print(upstream.port, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve_forever(int(sys.argv[1]), float(sys.argv[2])))
