@@ -133,7 +133,8 @@ async def test_1000_streams_against_a_200_limit_complete_or_get_the_overload_ans
         f" {peak / MiB:.0f} MiB"
     )
     print(summary)
-    assert not others, f"{summary}; first other: {others[0][0]} {others[0][1].status} {others[0][1].body[:300]!r} {sorted(set(a.body[:90] for _, a in others))[:5]}"
+    first = others[0][1].body[:300] if others else b""
+    assert not others, f"{summary}; first other: {first!r}"
     assert len(completed) >= LIMIT and overloaded, summary
     assert {k for k, _ in overloaded} == {"openai", "anthropic", "gemini"}, summary
     assert not any(a.status == 504 for _, a in results)
