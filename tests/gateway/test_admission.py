@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from serving.gateway.admission import UpstreamGate
+from serving.gateway.app import create_app
 from serving.gateway.errors import Saturated
 from serving.gateway.metrics import Metrics
-from serving.gateway.settings import Limits
+from serving.gateway.settings import Limits, parse_settings
+from tests.support.load import StreamUpstream, post
+from tests.support.servers import serve
 
 
 def gate(endpoints: int = 1, health: list[bool] | None = None, **limits: object) -> UpstreamGate:
@@ -78,3 +82,54 @@ async def test_per_endpoint_limits_skip_full_and_unhealthy_endpoints() -> None:
         await g.acquire()  # endpoint 1 is unhealthy, the others are full
     g.release(2)
     assert await g.acquire() == 2
+
+
+async def test_a_saturated_target_moves_the_chain_on_and_never_trips_its_breaker() -> None:
+    busy, spare = StreamUpstream(frames=20, delay=0.1), StreamUpstream(frames=1, delay=0)
+    await busy.start()
+    await spare.start()
+    strict = {"min_requests": 1, "failure_rate": 0.1, "window": 60}  # one failure would trip it
+    settings = parse_settings(
+        {
+            "upstreams": [
+                {
+                    "name": "busy",
+                    "base_url": busy.url + "/v1",
+                    "limits": {"max_concurrency": 1},
+                    "circuit": strict,
+                },
+                {"name": "spare", "base_url": spare.url + "/v1"},
+            ],
+            "routes": [
+                {
+                    "model": "m",
+                    "targets": [
+                        {"upstream": "busy", "model": "x"},
+                        {"upstream": "spare", "model": "x"},
+                    ],
+                }
+            ],
+        }
+    )
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    try:
+        with serve(create_app(settings)) as url:
+            port = int(url.rsplit(":", 1)[1])
+            held = asyncio.create_task(post(port, "/v1/chat/completions", body))
+            while busy.active < 1:
+                await asyncio.sleep(0.02)
+            moved = [await post(port, "/v1/chat/completions", body) for _ in range(3)]
+            first = await held
+            metrics = httpx.get(url + "/metrics", timeout=5).text
+    finally:
+        await busy.stop()
+        await spare.stop()
+    assert first.status == 200 and first.headers["x-serving-target"] == "busy/x"
+    for answer in moved:
+        assert answer.status == 200
+        assert answer.headers["x-serving-target"] == "spare/x"
+        assert answer.headers["x-serving-fallback"] == "busy/x:saturated"
+    assert 'serving_circuit_state{target="busy/x"} 0.0' in metrics
+    assert 'serving_circuit_transitions_total{state="open",target="busy/x"}' not in metrics
+    assert 'serving_fallbacks_total{reason="saturated",route="m"} 3.0' in metrics
+    assert busy.served == 1 and spare.served == 3
