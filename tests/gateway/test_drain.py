@@ -89,7 +89,8 @@ async def test_sigterm_fails_ready_first_refuses_new_work_and_lets_streams_finis
 async def test_a_stream_past_the_deadline_ends_with_the_dialects_error_event(
     tmp_path: Path,
 ) -> None:
-    upstream = StreamUpstream(frames=200, delay=0.05)  # 10 s: well past the deadline
+    # 10 s streams, and 10 s before a whole answer: well past the deadline
+    upstream = StreamUpstream(frames=200, delay=0.05, whole_delay=10)
     await upstream.start()
     try:
         drain = {"window": 0.2, "deadline": 1.5, "retry_after": 3}
@@ -105,10 +106,13 @@ async def test_a_stream_past_the_deadline_ends_with_the_dialects_error_event(
                     {"anthropic-version": "2023-06-01"},
                 )
             )
-            await _until(lambda: upstream.active == 2, 20, "2 streams in flight")
+            whole = asyncio.create_task(post(gw.port, "/v1/chat/completions", CHAT))
+            await _until(lambda: upstream.active == 3, 20, "3 requests in flight")
             signalled = time.monotonic()
             gw.terminate()
-            openai_answer, anthropic_answer = await asyncio.gather(openai_stream, anthropic_stream)
+            openai_answer, anthropic_answer, whole_answer = await asyncio.gather(
+                openai_stream, anthropic_stream, whole
+            )
             status = await asyncio.to_thread(gw.wait, 30)
             exited = time.monotonic()
             output = gw.output()
@@ -127,6 +131,10 @@ async def test_a_stream_past_the_deadline_ends_with_the_dialects_error_event(
     tail = anthropic_answer.body.strip().split(b"\n\n")[-1]
     assert tail.startswith(b"event: error"), tail
     assert b"message_stop" not in anthropic_answer.body
+    # A request whose answer had not started gets the dialect's 503, with retry-after.
+    assert whole_answer.status == 503
+    assert whole_answer.headers["retry-after"] == "3"
+    assert "drain deadline" in json.loads(whole_answer.body)["error"]["message"]
     assert status == ExitCode.DRAIN_INCOMPLETE, output
-    assert "cut 2 request(s)" in output
+    assert "cut 3 request(s)" in output
     assert exited - signalled < 1.5 + 8  # the deadline, the cut grace, and process exit

@@ -42,9 +42,10 @@ class StreamUpstream:
     """An OpenAI-compatible upstream whose every chat answer is a stream of `frames` text
     frames, `delay` seconds apart; counts streams in flight and their peak."""
 
-    def __init__(self, frames: int = 10, delay: float = 0.1) -> None:
+    def __init__(self, frames: int = 10, delay: float = 0.1, whole_delay: float = 0.0) -> None:
         self.frames = frames
         self.delay = delay
+        self.whole_delay = whole_delay  # a request that is not a stream waits this long first
         self.active = 0
         self.peak = 0
         self.served = 0
@@ -72,8 +73,7 @@ class StreamUpstream:
             for line in head.split(b"\r\n"):
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
-            if length:
-                await reader.readexactly(length)
+            body = await reader.readexactly(length) if length else b""
             if head.startswith(b"GET /stats"):
                 stats = json.dumps(
                     {"active": self.active, "peak": self.peak, "served": self.served}
@@ -90,6 +90,8 @@ class StreamUpstream:
             self.active += 1
             self.peak = max(self.peak, self.active)
             try:
+                if b'"stream": true' not in body and b'"stream":true' not in body:
+                    await asyncio.sleep(self.whole_delay)
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                     b"connection: close\r\n\r\n"
