@@ -83,18 +83,22 @@ class Gatekeeper:
         self.cut_count += n
         return n
 
-    def _enter(self) -> _Active:
+    def enter(self) -> _Active:
         entry = _Active(asyncio.current_task())
         self._active.add(entry)
         self._idle.clear()
         self._metrics.in_flight.set(len(self._active))
         return entry
 
-    def _leave(self, entry: _Active) -> None:
+    def leave(self, entry: _Active) -> None:
         self._active.discard(entry)
         self._metrics.in_flight.set(len(self._active))
         if not self._active:
             self._idle.set()
+
+    @property
+    def drain_retry_after(self) -> float:
+        return self._server.drain.retry_after
 
     def refusal(self) -> GatewayError | None:
         """Why a new API request is refused now, if it is."""
@@ -145,7 +149,7 @@ class GateMiddleware:
         if refusal is not None:
             await self._refuse(refusal, scope, receive, send)
             return
-        entry = keeper._enter()
+        entry = keeper.enter()
 
         async def tracked(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -163,7 +167,7 @@ class GateMiddleware:
             task.uncancel()
             await self._answer_cut(entry, scope, receive, send)
         finally:
-            keeper._leave(entry)
+            keeper.leave(entry)
 
     async def _refuse(self, exc: GatewayError, scope: Scope, receive: Receive, send: Send) -> None:
         response = self._dialect_for(scope["path"])[1](exc, _record_id(scope))
@@ -175,7 +179,7 @@ class GateMiddleware:
     async def _answer_cut(self, entry: _Active, scope: Scope, receive: Receive, send: Send) -> None:
         exc = ShuttingDown(
             "the gateway is shutting down and this request ran past its drain deadline",
-            retry_after=self._keeper._server.drain.retry_after,
+            retry_after=self._keeper.drain_retry_after,
         )
         record = scope.get(SCOPE_KEY)
         if isinstance(record, RequestRecord):
