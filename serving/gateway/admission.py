@@ -45,6 +45,8 @@ class UpstreamGate:
         self._healthy = healthy
         self._waiters: deque[asyncio.Future[int]] = deque()
         self._metrics = metrics
+        # The labelled gauge, looked up once: it is set on every acquire and release.
+        self._gauge = metrics.upstream_in_flight.labels(name) if metrics is not None else None
 
     def _free(self) -> int | None:
         """The endpoint with the fewest in flight among healthy ones with a free slot (all of
@@ -66,8 +68,8 @@ class UpstreamGate:
     def _take(self, i: int) -> None:
         self.inflight[i] += 1
         self.total += 1
-        if self._metrics is not None:
-            self._metrics.upstream_in_flight.labels(self.name).set(self.total)
+        if self._gauge is not None:
+            self._gauge.set(self.total)
 
     async def acquire(self) -> int:
         i = self._free() if not self._waiters else None  # FIFO: no overtaking the queue
@@ -103,8 +105,8 @@ class UpstreamGate:
     def release(self, i: int) -> None:
         self.inflight[i] -= 1
         self.total -= 1
-        if self._metrics is not None:
-            self._metrics.upstream_in_flight.labels(self.name).set(self.total)
+        if self._gauge is not None:
+            self._gauge.set(self.total)
         while self._waiters:
             j = self._free()
             if j is None:
