@@ -1,9 +1,9 @@
 """HTTP clients in isolation: the CPU one asyncio process (uvloop, as under uvicorn) spends per
-upstream request with httpx (the gateway's client, its pool sized as the gateway sizes it),
-aiohttp, and a raw pooled keep-alive client (asyncio protocol + httptools' parser, one write per
-request), against the scripted upstream, at several concurrencies, JSON and a 6-chunk stream.
-CPU is this process's own (time.process_time), so the upstream's cost is not in it.
-Writes reports/bench/iso-http-clients.json.
+upstream request with httpx (the gateway's client, its pool sized as the gateway sizes it, and
+with every connection kept alive), aiohttp, and a raw pooled keep-alive client (asyncio
+protocol + httptools' parser, one write per request), against the scripted upstream, at several
+concurrencies, JSON and a 6-chunk stream. CPU is this process's own (time.process_time), so the
+upstream's cost is not in it. Writes reports/bench/iso-http-clients.json.
 
     python scripts/bench/iso_http_clients.py [--requests 2000] [--concurrency 1,16,64,256]
 """
@@ -26,6 +26,7 @@ import uvloop
 from common import REPORTS, free_port, load_average, stop, versions, write_json
 
 Call = Callable[[bytes], Awaitable[bytes]]
+CLIENTS = ("httpx", "httpx-keepalive", "aiohttp", "raw")
 
 
 class _Conn(asyncio.Protocol):
@@ -85,9 +86,11 @@ async def run_client(
 ) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     close: Callable[[], Awaitable[None]]
-    if name == "httpx":
-        # the gateway's pool settings (serving/gateway/runtime.py)
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+    if name.startswith("httpx"):
+        # the gateway's pool settings (serving/gateway/runtime.py); `httpx-keepalive` keeps
+        # every connection, to tell pool scans from connection churn past 64 in flight
+        keep = 512 if name == "httpx-keepalive" else 64
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=keep)
         hx = httpx.AsyncClient(limits=limits, timeout=30, trust_env=False)
 
         async def call(b: bytes) -> bytes:
@@ -136,6 +139,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPORTS / "iso-http-clients.json")
     args = parser.parse_args()
     port = free_port()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     up = t.start_upstream(port, args.out.parent / "iso-upstream.log")
     report: dict[str, Any] = {
         "versions": versions("httpx", "httpcore", "aiohttp", "httptools", "uvloop"),
@@ -147,7 +151,7 @@ def main() -> int:
         for mode in ("json", "stream6"):
             body = t.request("openai", mode).body
             for c in (int(x) for x in args.concurrency.split(",")):
-                for name in ("httpx", "aiohttp", "raw"):
+                for name in CLIENTS:
                     row = uvloop.run(run_client(name, port, body, args.requests, c))
                     row |= {"client": name, "mode": mode, "concurrency": c}
                     report["cells"].append(row)

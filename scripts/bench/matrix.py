@@ -40,7 +40,7 @@ from common import (
 PROFILES = {
     # requests per cell (at least `per_worker` each for every worker), deadline per cell, warm-up
     "quick": {"requests": 200, "per_worker": 2, "seconds": 3.0, "warmup": 40},
-    "full": {"requests": 1500, "per_worker": 6, "seconds": 15.0, "warmup": 200},
+    "full": {"requests": 1000, "per_worker": 6, "seconds": 12.0, "warmup": 100},
 }
 
 
@@ -53,7 +53,7 @@ def cell(
 ) -> dict[str, Any]:
     url = base + req.path
     warm = max(profile["warmup"], concurrency)
-    load.drive(url, req.body, req.headers, requests=warm, concurrency=concurrency, seconds=10)
+    load.drive(url, req.body, req.headers, requests=warm, concurrency=concurrency, seconds=3)
     n = max(profile["requests"], profile["per_worker"] * concurrency)
     cpu0 = cpu_seconds(pids) if pids else 0.0
     run = load.drive(
