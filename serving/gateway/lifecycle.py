@@ -182,11 +182,16 @@ class Lifecycle:
             if outcome.meter is not None and int(status) < 400:
                 outcome.meter.record(outcome.route, outcome.target, usage)
         if access.isEnabledFor(logging.INFO):
-            access.info(
+            # makeRecord + handle is what access.info() does, less the caller lookup (a stack
+            # walk per line, for a file and line no format here shows)
+            line = access.makeRecord(
+                access.name,
+                logging.INFO,
+                __file__,
+                0,
                 "%s %s %s",
-                record.method,
-                record.path,
-                status,
+                (record.method, record.path, status),
+                None,
                 extra={
                     "access": {
                         "method": record.method,
@@ -204,3 +209,4 @@ class Lifecycle:
                     }
                 },
             )
+            access.handle(line)
