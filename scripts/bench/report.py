@@ -64,6 +64,14 @@ def block_machine(reports: dict[str, Report | None]) -> str:
             f"- Versions: {vers}",
             f"- Idle RSS: {', '.join(f'{k} {v} MiB' for k, v in m['idle_rss_mib'].items())}",
         ]
+        + (
+            [
+                "- **Not run** (the run's time budget ran out): "
+                + ", ".join(f"{x['mode']} c={x['concurrency']}" for x in m["skipped"])
+            ]
+            if m.get("skipped")
+            else []
+        )
     )
 
 
