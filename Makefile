@@ -78,34 +78,39 @@ BENCH_QUICK  ?=
 BENCHES       = bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy
 BENCHES_QUICK = bench-matrix bench-failover bench-privacy
 
+BENCH_STAMP  := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[bench]"
+	touch $@
+
 $(LITELLM_VENV)/bin/litellm: scripts/setup-litellm-venv.sh
 	bash scripts/setup-litellm-venv.sh $(PYTHON) $(LITELLM_VENV)
 
 .PHONY: bench bench-quick bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy
-bench: $(STAMP) ## All benchmarks, full counts; regenerates docs/benchmarks.md (+ PNGs)
+bench: $(BENCH_STAMP) ## All benchmarks, full counts; regenerates docs/benchmarks.md (+ PNGs)
 	$(MAKE) $(BENCHES)
 	$(BENCH)/report.py
 
-bench-quick: $(STAMP) ## The cheap benchmarks with small counts; report under reports/bench/
+bench-quick: $(BENCH_STAMP) ## The cheap benchmarks with small counts; report under reports/bench/
 	$(MAKE) BENCH_QUICK=1 $(BENCHES_QUICK)
 	cp docs/benchmarks.md reports/bench/benchmarks.md
 	$(BENCH)/report.py --doc reports/bench/benchmarks.md --plots reports/bench
 
-bench-matrix: $(STAMP) $(LITELLM_VENV)/bin/litellm ## direct vs serving vs LiteLLM, 3 dialects x JSON/streams x c=1..256
+bench-matrix: $(BENCH_STAMP) $(LITELLM_VENV)/bin/litellm ## direct vs serving vs LiteLLM, 3 dialects x JSON/streams x c=1..256
 	$(BENCH)/matrix.py $(if $(BENCH_QUICK),--quick) --litellm-venv $(LITELLM_VENV)
 
-bench-failover: $(STAMP) ## First answer after the primary dies (refused, black hole); breaker open
+bench-failover: $(BENCH_STAMP) ## First answer after the primary dies (refused, black hole); breaker open
 	$(BENCH)/failover.py $(if $(BENCH_QUICK),--requests 50)
 
 bench-engine: model ## Tokens/s and TTFT through the gateway vs direct on the CPU engine
 	flock /tmp/engine.lock $(BENCH)/engine_path.py
 
-bench-isolation: $(STAMP) ## HTTP clients, servers, JSON libraries measured alone
+bench-isolation: $(BENCH_STAMP) ## HTTP clients, servers, JSON libraries measured alone
 	$(BENCH)/iso_http_clients.py --requests 1000
 	$(BENCH)/iso_servers.py
 	$(BENCH)/iso_json.py
 
-bench-profile: $(STAMP) ## py-spy flame graphs and text profiles of the hot path (docs/bench/)
+bench-profile: $(BENCH_STAMP) ## py-spy flame graphs and text profiles of the hot path (docs/bench/)
 	$(BENCH)/profile_hot_path.py
 
 bench-privacy: $(STAMP) ## Privacy scan time on adversarial inputs

