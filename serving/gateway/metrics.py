@@ -151,5 +151,27 @@ class Metrics:
             registry=r,
         )
 
+        # Per-key limits (policy/limits.py). `key` is the key's configured name (or its place
+        # in the config), never the key: bounded by the config.
+        self.key_limited = Counter(
+            "serving_key_limited",
+            "Requests refused by their API key's limits, by key name and limit"
+            " (requests, tokens, budget)",
+            ["key", "reason"],
+            registry=r,
+        )
+        self.key_denied = Counter(
+            "serving_key_denied",
+            "Requests refused because their API key may not use the route asked for",
+            ["key", "route"],
+            registry=r,
+        )
+        self.key_limit_errors = Counter(
+            "serving_key_limit_errors",
+            "Times the limits store (in-process or Redis) could not answer, by operation",
+            ["operation"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
