@@ -105,6 +105,9 @@ gateway.routes verbatim. Takes (dict "root" $ "models" $resolvedItems); returns 
 {{- $cfg := dict "server" $server -}}
 {{- $_ := set $cfg "upstreams" (include "serving.gateway.upstreams" (dict "root" . "models" $models) | fromYaml).items -}}
 {{- $_ := set $cfg "routes" (include "serving.gateway.routes" (dict "root" . "models" $models) | fromYaml).items -}}
+{{- if include "serving.redis.enabled" . -}}
+{{- $_ := set $cfg "state" (dict "redis_url_env" .Values.redis.env) -}}
+{{- end -}}
 {{- $cfg = mergeOverwrite $cfg (deepCopy .Values.gateway.config.extra) -}}
 {{- toYaml $cfg -}}
 {{- end -}}
