@@ -11,8 +11,8 @@ such text leaves the gateway, `redact` replaces
 - long opaque tokens (32+ characters of letters and digits, with both), which is how most
   generated keys look.
 
-It runs on error paths only (never per token of a healthy answer); input is cut to
-`MAX_CHARS` first, so every pattern runs over bounded text.
+It runs on error paths only (never per token of a healthy answer); after the named secrets
+are masked, the text is cut to `MAX_CHARS`, so every pattern runs over bounded text.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 MASK = "[redacted]"
 MAX_CHARS = 2000
 
-_SCHEMES = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{6,}")
+_SCHEMES = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{6,})")
 _NAMED = re.compile(
     r"(?i)\b((?:x-)?(?:goog-)?(?:api[_-]?key|access[_-]?token|auth[_-]?token|secret|password"
     r"|passwd|authorization|key|token))(\"?'?\s*[:=]\s*\"?'?)([^\s\"',;&}]{4,})"
@@ -33,6 +33,7 @@ _NAMED = re.compile(
 _LOOSE_NAMES = frozenset({"key", "token"})
 _SHAPED = re.compile(r"\b(?:sk-[A-Za-z0-9_-]{8,}|AIza[0-9A-Za-z_-]{16,})")
 _OPAQUE = re.compile(r"[A-Za-z0-9_+/=-]{32,}")
+_TRAILING = re.compile(r"[A-Za-z0-9_+/=.~-]+$")
 
 
 def _opaque(match: re.Match[str]) -> str:
@@ -40,6 +41,14 @@ def _opaque(match: re.Match[str]) -> str:
     has_alpha = any(ch.isalpha() for ch in token)
     has_digit = any(ch.isdigit() for ch in token)
     return MASK if has_alpha and has_digit else token
+
+
+def _scheme(match: re.Match[str]) -> str:
+    # "Basic authentication required" is prose: a credential has a digit, padding or length.
+    value = match.group(3)
+    if not (any(c.isdigit() for c in value) or value.endswith("=") or len(value) >= 20):
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}{MASK}"
 
 
 def _named(match: re.Match[str]) -> str:
@@ -51,11 +60,13 @@ def _named(match: re.Match[str]) -> str:
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` with every secret and credential-shaped token replaced by `[redacted]`."""
-    out = text[:MAX_CHARS] + ("…" if len(text) > MAX_CHARS else "")
-    for secret in secrets:
+    out = text
+    for secret in secrets:  # before the cut, so no part of a named secret survives it
         if secret and len(secret) >= 4:
             out = out.replace(secret, MASK)
-    out = _SCHEMES.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", out)
+    if len(out) > MAX_CHARS:  # the cut drops a token it splits: half a key is still a leak
+        out = _TRAILING.sub("", out[:MAX_CHARS]) + "…"
+    out = _SCHEMES.sub(_scheme, out)
     out = _NAMED.sub(_named, out)
     out = _SHAPED.sub(MASK, out)
     return _OPAQUE.sub(_opaque, out)
