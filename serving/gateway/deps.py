@@ -39,6 +39,8 @@ def get_gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+# The gateway and the accepted caller, for routes whose answer depends on the key's policy.
+CallerDep = Annotated[tuple[Gateway, Caller], Depends(authenticate)]
 
 
 async def read_json(request: Request, limit: int) -> tuple[bytes, dict[str, Any]]:

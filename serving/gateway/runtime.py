@@ -103,6 +103,15 @@ class Gateway:
                 )
         await self.limits.admit(key)
 
+    def model_names(self, caller: Caller) -> list[str]:
+        """The model names this caller may use (every route's, on an open gateway)."""
+        names = self.dispatcher.model_names()
+        allowed = caller.key.models if caller.key is not None else None
+        if allowed is None:
+            return names
+        routes = [r for r in self.settings.routes if allowed.intersection((r.model, *r.aliases))]
+        return [n for n in names if any(n == r.model or n in r.aliases for r in routes)]
+
     async def settle(self, caller: Caller, outcome: Outcome, usage: c.Usage | None) -> None:
         """Count an answer's tokens and cost against the calling key's limits."""
         key = caller.key

@@ -209,6 +209,20 @@ def test_a_key_limited_to_some_models_gets_403_for_others(setup: Setup, dialect:
     assert request(setup, dialect, PLAIN, model="other").status_code == 200
 
 
+def test_a_key_limited_to_some_models_lists_only_those(setup: Setup) -> None:
+    def listed(key: str, path: str = "/v1/models", **headers: str) -> list[str]:
+        headers["authorization"] = f"Bearer {key}"
+        body = httpx.get(setup.url + path, headers=headers).json()
+        if "models" in body:
+            return sorted(m["name"].removeprefix("models/") for m in body["models"])
+        return sorted(m["id"] for m in body["data"])
+
+    assert listed(PLAIN) == ["chat", "chat-alias", "other"]
+    assert listed(ONLY_CHAT) == ["chat", "chat-alias"]
+    assert listed(ONLY_CHAT, **{"anthropic-version": "2023-06-01"}) == ["chat", "chat-alias"]
+    assert listed(ONLY_CHAT, "/v1beta/models") == ["chat", "chat-alias"]
+
+
 @pytest.mark.parametrize("dialect", ["openai", "anthropic", "gemini"])
 def test_a_private_key_never_reaches_the_hosted_upstream(setup: Setup, dialect: str) -> None:
     before = len(setup.hosted.requests)
