@@ -13,7 +13,11 @@ Lookup. `KeyRing.find` compares the presented key against every entry with
 `hmac.compare_digest` and never stops early, so how long it takes says nothing about which
 entry matched or how much of a key was right; no dict or set is ever indexed by a secret.
 Plain entries are compared as SHA-256 digests, so the comparison does not leak their length
-either. The cost is one SHA-256 of ~50 bytes per entry per request (about a microsecond).
+either. A full scan costs one SHA-256 of ~50 bytes per entry (about a microsecond each), so
+with many keys the ring remembers recently accepted keys: a bounded map from an HMAC of the
+presented key, under a random per-process secret, to the entry it matched. The map is indexed
+by that HMAC, never by the key; a hit is then verified against its entry like any other, and
+a key that matches nothing is never remembered (wrong keys always pay the full scan).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,8 +102,13 @@ class _Entry:
 class KeyRing:
     """Every key the gateway accepts. Empty means the gateway is open (local use)."""
 
+    _REMEMBER = 4096  # recently accepted keys (a map of 32-byte HMACs to entry indexes)
+    _SCAN_BELOW = 16  # rings this small are always scanned whole: cheaper than the HMAC
+
     def __init__(self) -> None:
         self._entries: list[_Entry] = []
+        self._pepper = os.urandom(32)
+        self._recent: OrderedDict[bytes, int] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -113,16 +123,36 @@ class KeyRing:
             self._entries.append(_Entry("plain", b"", digest, policy))
 
     def find(self, presented: str | None) -> KeyPolicy | None:
-        """The policy of the entry `presented` matches, else None; constant time in which
-        entry matched (every entry is compared, with `hmac.compare_digest`)."""
+        """The policy of the entry `presented` matches, else None. A scan compares every
+        entry with `hmac.compare_digest`, so its time does not depend on which one matched."""
         if presented is None or not self._entries:
             return None
         raw = presented.encode("utf-8", "surrogateescape")
         plain = hashlib.sha256(raw).digest()
-        found: KeyPolicy | None = None
-        for entry in self._entries:
-            salted = entry.kind == "hash"
-            candidate = hashlib.sha256(entry.salt + raw).digest() if salted else plain
-            if hmac.compare_digest(candidate, entry.digest) and found is None:
-                found = entry.policy
+        if len(self._entries) < self._SCAN_BELOW:
+            found = self._scan(raw, plain)
+            return self._entries[found].policy if found is not None else None
+        tag = hmac.digest(self._pepper, raw, "sha256")
+        index = self._recent.get(tag)
+        if index is not None and self._matches(self._entries[index], raw, plain):
+            self._recent.move_to_end(tag)
+            return self._entries[index].policy
+        found = self._scan(raw, plain)
+        if found is None:
+            return None
+        self._recent[tag] = found
+        if len(self._recent) > self._REMEMBER:
+            self._recent.popitem(last=False)
+        return self._entries[found].policy
+
+    def _scan(self, raw: bytes, plain: bytes) -> int | None:
+        found: int | None = None
+        for i, entry in enumerate(self._entries):
+            if self._matches(entry, raw, plain) and found is None:
+                found = i
         return found
+
+    @staticmethod
+    def _matches(entry: _Entry, raw: bytes, plain: bytes) -> bool:
+        candidate = hashlib.sha256(entry.salt + raw).digest() if entry.kind == "hash" else plain
+        return hmac.compare_digest(candidate, entry.digest)

@@ -132,3 +132,20 @@ def test_cli_new_prints_a_key_on_stderr_and_its_hash_on_stdout() -> None:
     ring = KeyRing()
     ring.add(done.stdout.strip(), KeyPolicy("new"))
     assert ring.find(key) is not None
+
+
+def test_a_large_ring_remembers_accepted_keys_by_hmac_not_by_key() -> None:
+    ring = KeyRing()
+    keys = [f"sk-large-ring-key-{i:04d}-padding" for i in range(64)]
+    for i, key in enumerate(keys):
+        ring.add(hash_key(key), KeyPolicy(f"k{i}"))
+    for _ in range(2):  # the second round is served from memory, with the same answers
+        for i, key in enumerate(keys):
+            found = ring.find(key)
+            assert found is not None and found.id == f"k{i}"
+        assert ring.find("sk-not-a-key-at-all-0000") is None
+    remembered = ring._recent
+    assert len(remembered) == len(keys)  # wrong keys are never remembered
+    assert all(len(tag) == 32 for tag in remembered)
+    assert not any(key.encode() in tag for key in keys for tag in remembered)
+    assert ring.find(keys[0][:-1]) is None and ring.find(keys[0] + "x") is None
