@@ -167,16 +167,22 @@ class RedisCounters:
     Bucket names carry a `{hash tag}` (the caller's choice, e.g. the key id), so one rule
     set's buckets land in one slot and the script also runs on Redis Cluster."""
 
+    MAX_CONNECTIONS = 64  # per replica; a request waits up to `timeout` for a free one
+
     def __init__(self, url: str, *, timeout: float) -> None:
         import redis.asyncio as redis
 
-        self._redis: Any = redis.from_url(
+        # A blocking pool: under a burst, requests queue briefly for a connection instead of
+        # opening one each (Redis serves these scripts in microseconds; connections are dear).
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=self.MAX_CONNECTIONS,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry_on_timeout=False,
             decode_responses=True,
         )
+        self._redis: Any = redis.Redis.from_pool(pool)
         self._take = self._redis.register_script(_TAKE)
 
     async def take(self, rules: Sequence[Rule]) -> Verdict:
