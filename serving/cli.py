@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 # subcommand sets `func` (args -> exit code) with `set_defaults`.
 _COMMAND_MODULES = (
     "serving.gateway.commands",
+    "serving.gateway.keycommands",
     "serving.engine.commands",
     "serving.catalog.commands",
 )

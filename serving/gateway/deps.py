@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from serving.gateway.errors import AuthenticationFailed, InvalidRequest, RequestTooLarge
+from serving.gateway.lifecycle import SCOPE_KEY, RequestRecord
 from serving.gateway.policy.caller import Caller, presented_key
 from serving.gateway.runtime import Gateway
 
@@ -17,12 +18,20 @@ M = TypeVar("M", bound=BaseModel)
 
 def authenticate(request: Request) -> tuple[Gateway, Caller]:
     """The app's gateway once the caller's key is accepted, and what the transport says about
-    the caller (a private header, or a key whose policy makes its requests private)."""
+    the caller: the matched key's policy, and whether the request is marked private (a
+    header, or a key whose policy makes its requests private)."""
     gateway: Gateway = request.app.state.gateway
-    key = presented_key(request.headers, request.scope.get("query_string", b""))
-    if gateway.api_keys and key not in gateway.api_keys:
-        raise AuthenticationFailed("invalid or missing API key")
-    return gateway, Caller(gateway.dispatcher.privacy.marked(request.headers, key))
+    policy = None
+    if len(gateway.keys):
+        key = presented_key(request.headers, request.scope.get("query_string", b""))
+        policy = gateway.keys.find(key)
+        if policy is None:
+            raise AuthenticationFailed("invalid or missing API key")
+        record: RequestRecord | None = request.scope.get(SCOPE_KEY)
+        if record is not None:
+            record.key = policy.id
+    private = policy is not None and policy.private
+    return gateway, Caller(gateway.dispatcher.privacy.marked(request.headers, private), policy)
 
 
 def get_gateway(request: Request) -> Gateway:
@@ -30,6 +39,8 @@ def get_gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+# The gateway and the accepted caller, for routes whose answer depends on the key's policy.
+CallerDep = Annotated[tuple[Gateway, Caller], Depends(authenticate)]
 
 
 async def read_json(request: Request, limit: int) -> tuple[bytes, dict[str, Any]]:

@@ -97,7 +97,6 @@ class Dispatcher:
         metrics: Metrics,
         *,
         health: Mapping[str, PoolHealth] | None = None,
-        private_keys: frozenset[str] = frozenset(),
         clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
         rand: Random = random.random,
@@ -119,7 +118,7 @@ class Dispatcher:
         self._fallback_on = {
             u.name: frozenset(settings.fallback_on_for(u)) for u in settings.upstreams
         }
-        self.privacy = PrivacyPolicy(settings.privacy, private_keys)
+        self.privacy = PrivacyPolicy(settings.privacy)
         self.planner = Planner(settings, upstreams, metrics, self.privacy)
         self.meter = CostMeter(settings, metrics, load_price_table())
 

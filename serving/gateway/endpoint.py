@@ -21,9 +21,10 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -39,6 +40,11 @@ from serving.gateway.relay import (
     relay_raw,
 )
 from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
+
+if TYPE_CHECKING:
+    from serving.gateway.dispatch import Outcome
+    from serving.gateway.policy.caller import Caller
+    from serving.gateway.runtime import Gateway
 
 log = logging.getLogger("serving.gateway.endpoint")
 
@@ -113,20 +119,34 @@ async def generate(request: Request, dialect: DialectAdapter, parse: Parse[Excha
     ex = parse_client(parse, body, parsed)
     record.stream = ex.call.stream
     _route_label(record, gateway.dispatcher.route, ex.model)
+    await gateway.admit(caller, ex.model)
     work = gateway.dispatcher.dispatch(dialect.name, ex.model, ex.call, ex.request, caller)
     outcome = await until_disconnected(request, record, work)
     record.served_by(outcome)
     headers = outcome_headers(outcome)
     result = outcome.result
-    if isinstance(result, RawResponse):
-        record.usage = result.usage
-        return Response(result.body, result.status, headers=headers, media_type=result.content_type)
-    if isinstance(result, RawStream):
-        return relay_raw(result, dialect.grammar, record, headers)
-    if isinstance(result, EventStream):
-        return relay_events(result, ex.encoder(), record, headers)
+    if isinstance(result, RawStream | EventStream):
+        if isinstance(result, RawStream):
+            response = relay_raw(result, dialect.grammar, record, headers)
+        else:
+            response = relay_events(result, ex.encoder(), record, headers)
+        if caller.key is not None and caller.key.limited:
+            # A stream's usage is known once it has ended: counted after the last byte.
+            response.background = BackgroundTask(_settle_stream, gateway, caller, outcome, record)
+        return response
     record.usage = result.usage
+    # Counted before the answer leaves, so the key's next request already sees it.
+    await gateway.settle(caller, outcome, result.usage)
+    if isinstance(result, RawResponse):
+        return Response(result.body, result.status, headers=headers, media_type=result.content_type)
     return json_response(ex.render(result), headers=headers)
+
+
+async def _settle_stream(
+    gateway: Gateway, caller: Caller, outcome: Outcome, record: RequestRecord
+) -> None:
+    if record.status is None or record.status < 400:
+        await gateway.settle(caller, outcome, record.usage)
 
 
 async def count(request: Request, parse: Parse[CountExchange]) -> Response:
@@ -135,6 +155,7 @@ async def count(request: Request, parse: Parse[CountExchange]) -> Response:
     body, parsed = await read_json(request, gateway.settings.server.max_body_bytes)
     ex = parse_client(parse, body, parsed)
     _route_label(record, gateway.dispatcher.route, ex.model)
+    await gateway.admit(caller, ex.model)
     work = gateway.dispatcher.count(ex.model, ex.call, ex.request, caller)
     counted = await until_disconnected(request, record, work)
     record.target = f"{counted.target.upstream}/{counted.target.model}"

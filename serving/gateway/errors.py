@@ -16,7 +16,9 @@
      │    │                                          that do not decode, a wrong shape, or any
      │    │                                          exception inside its client; `reason` says)
      │    ├── Overloaded                529     yes
-     │    └── UpstreamTimeout           504     yes
+     │    ├── UpstreamTimeout           504     yes
+     │    └── UpstreamAuthFailed        502     yes  (the upstream refused the gateway's own
+     │                                               key: never the client's 401/403)
      ├── UpstreamUnavailable            503     yes  (could not connect)
      ├── NoHealthyTarget                503     yes  (every target skipped or failed)
      └── PrivacyBlocked                 503     no   (private request, no local target)
@@ -132,7 +134,8 @@ class UpstreamError(GatewayError):
         super().__init__(message, status=status, retry_after=retry_after, upstream=upstream)
         # What went wrong, for logs and metrics: "status" (an error answer), "transport",
         # "decode" (bytes that are not UTF-8 or JSON), "shape" (JSON of the wrong form),
-        # "stream" (a stream that ended early or carried an error), "internal" (anything else).
+        # "stream" (a stream that ended early or carried an error), "auth" (the upstream
+        # refused the gateway's key), "internal" (anything else).
         self.reason = reason
 
 
@@ -142,6 +145,20 @@ class Overloaded(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     status = 504
+
+
+class UpstreamAuthFailed(UpstreamError):
+    """An upstream's 401/403: the gateway's credentials for it are wrong or lack access. The
+    client sees a 502 naming the upstream, never the upstream's text (which may echo the key)."""
+
+    def __init__(self, upstream: str, upstream_status: int) -> None:
+        refused = "rejected" if upstream_status == 401 else "denied access to"
+        super().__init__(
+            f"upstream {upstream!r} {refused} the gateway's credentials (HTTP {upstream_status})",
+            reason="auth",
+            upstream=upstream,
+        )
+        self.upstream_status = upstream_status
 
 
 class UpstreamUnavailable(GatewayError):
@@ -159,7 +176,9 @@ class PrivacyBlocked(GatewayError):
 
 
 def from_status(status: int, message: str, *, retry_after: float | None = None) -> GatewayError:
-    """Map an upstream HTTP status to the hierarchy (the upstream's message is kept)."""
+    """Map an HTTP status to the hierarchy, keeping `message` as given. Upstream answers go
+    through `upstreams.base.error_from_response`, which decides what of their text a client
+    may see (only a client-caused 4xx keeps it, redacted) before calling this."""
     cls: type[GatewayError]
     if status == 400 or status == 422:
         cls = InvalidRequest

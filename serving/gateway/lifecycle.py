@@ -70,6 +70,7 @@ class RequestRecord:
     usage: c.Usage | None = None
     outcome: Outcome | None = None
     error: str | None = None  # the error's class name, never its text
+    key: str | None = None  # the matched client key's name (policy/keys.py), never the key
     first_at: float | None = None
     metrics: Metrics | None = None
 
@@ -206,6 +207,7 @@ class Lifecycle:
                         "input_tokens": usage.input_tokens if usage else None,
                         "output_tokens": usage.output_tokens if usage else None,
                         "error": record.error,
+                        "key": record.key,
                     }
                 },
             )

@@ -8,7 +8,8 @@ into child tasks such as a streaming body, and holds no state between requests).
 JSON fields: `ts` (ISO 8601, UTC), `level`, `logger`, `message`, `request_id` (when a request is
 running), `exc` (a traceback, when there is one), and for access lines (logger
 `serving.gateway.access`) `method`, `path`, `dialect`, `route`, `target`, `fallbacks`,
-`status`, `stream`, `latency_ms`, `input_tokens`, `output_tokens`, `error` (a class name).
+`status`, `stream`, `latency_ms`, `input_tokens`, `output_tokens`, `error` (a class name),
+`key` (the client key's configured name, never the key).
 Request and response content and keys are never logged.
 """
 

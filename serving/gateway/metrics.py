@@ -183,6 +183,27 @@ class Metrics:
         self.draining = Gauge(
             "serving_draining", "1 while the gateway drains after SIGTERM, else 0", registry=r
         )
+        # Per-key limits (policy/limits.py). `key` is the key's configured name (or its place
+        # in the config), never the key: bounded by the config.
+        self.key_limited = Counter(
+            "serving_key_limited",
+            "Requests refused by their API key's limits, by key name and limit"
+            " (requests, tokens, budget)",
+            ["key", "reason"],
+            registry=r,
+        )
+        self.key_denied = Counter(
+            "serving_key_denied",
+            "Requests refused because their API key may not use the route asked for",
+            ["key", "route"],
+            registry=r,
+        )
+        self.key_limit_errors = Counter(
+            "serving_key_limit_errors",
+            "Times the limits store (in-process or Redis) could not answer, by operation",
+            ["operation"],
+            registry=r,
+        )
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, cached. prometheus_client validates, stringifies and takes

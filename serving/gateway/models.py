@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from serving.gateway.deps import GatewayDep
+from serving.gateway.deps import CallerDep, GatewayDep
 from serving.gateway.dialects.anthropic import router as anthropic
 from serving.gateway.dialects.gemini import translate as gemini
 from serving.gateway.dialects.openai import router as openai
@@ -19,14 +19,20 @@ router = APIRouter()
 
 
 @router.get("/v1/models")
-async def list_models(request: Request, gateway: GatewayDep) -> Response:
-    names = gateway.dispatcher.model_names()
+async def list_models(request: Request, auth: CallerDep) -> Response:
+    gateway, caller = auth
+    names = gateway.model_names(caller)  # a key limited to some models lists only those
     if is_google(request):
         return json_response({"models": [gemini.model_info(n) for n in names]})
     if is_anthropic(request):  # the Anthropic SDK's models.list()
         models = [_anthropic_model(n) for n in names]
         return json_response(
-            {"data": models, "has_more": False, "first_id": names[0], "last_id": names[-1]}
+            {
+                "data": models,
+                "has_more": False,
+                "first_id": names[0] if names else None,
+                "last_id": names[-1] if names else None,
+            }
         )
     return json_response({"object": "list", "data": [_openai_model(n) for n in names]})
 

@@ -9,11 +9,17 @@ from collections.abc import Mapping
 
 import httpx
 
+from serving.gateway import canonical as c
 from serving.gateway.admission import UpstreamGate
-from serving.gateway.dispatch import Dispatcher
+from serving.gateway.dispatch import Dispatcher, Outcome
+from serving.gateway.errors import PermissionDenied
 from serving.gateway.gatekeeper import Gatekeeper
 from serving.gateway.metrics import Metrics
-from serving.gateway.settings import Settings, Upstream
+from serving.gateway.policy.caller import Caller
+from serving.gateway.policy.keys import KeyFormatError, KeyPolicy, KeyRing
+from serving.gateway.policy.limits import KeyLimits
+from serving.gateway.settings import ClientKey, Settings, Upstream
+from serving.gateway.state.counters import Counters, MemoryCounters, RedisCounters
 from serving.gateway.upstreams.base import UpstreamClient
 from serving.gateway.upstreams.health import HealthChecker, PoolHealth
 from serving.gateway.upstreams.http import HTTPUpstream
@@ -81,14 +87,18 @@ class Gateway:
                 client.probe_http = _probe_client(fakes.get(u.name))
                 self._probe_clients.append(client.probe_http)
         self.health_checkers = _health_checkers(settings, self.upstreams, self.metrics)
-        keys = _client_keys(settings)
-        self.api_keys = frozenset(keys)
+        self.keys = client_keys(settings)
+        self.limits = KeyLimits(
+            _counters(settings),
+            self.metrics,
+            prefix=settings.state.key_prefix,
+            on_error=settings.state.counters.on_error,
+        )
         self.dispatcher = Dispatcher(
             settings,
             self.upstreams,
             self.metrics,
             health={name: hc.pool for name, hc in self.health_checkers.items()},
-            private_keys=frozenset(k for k, private in keys.items() if private),
         )
         self.admin_key = settings.admin.read_key() if settings.admin.enabled else None
         self.keeper = Gatekeeper(settings.server, self.metrics)
@@ -104,10 +114,48 @@ class Gateway:
         states = await asyncio.gather(*(self.upstreams[n].ready() for n in names))
         return dict(zip(names, states, strict=True))
 
+    async def admit(self, caller: Caller, model: str) -> None:
+        """The calling key's policy, before dispatch: the route must be one it may use (403),
+        and it must be under its limits (429, policy/limits.py)."""
+        key = caller.key
+        if key is None:
+            return
+        if key.models is not None:
+            route = self.dispatcher.route(model)  # an unknown model is the client's 404
+            if not key.models.intersection((route.model, *route.aliases)):
+                self.metrics.key_denied.labels(key.id, route.model).inc()
+                raise PermissionDenied(
+                    f"this API key may not use model {model!r}",
+                    param="model",
+                    code="model_not_allowed",
+                )
+        await self.limits.admit(key)
+
+    def model_names(self, caller: Caller) -> list[str]:
+        """The model names this caller may use (every route's, on an open gateway)."""
+        names = self.dispatcher.model_names()
+        allowed = caller.key.models if caller.key is not None else None
+        if allowed is None:
+            return names
+        routes = [r for r in self.settings.routes if allowed.intersection((r.model, *r.aliases))]
+        return [n for n in names if any(n == r.model or n in r.aliases for r in routes)]
+
+    async def settle(self, caller: Caller, outcome: Outcome, usage: c.Usage | None) -> None:
+        """Count an answer's tokens and cost against the calling key's limits."""
+        key = caller.key
+        if key is None or usage is None or not key.limited:
+            return
+        charge = outcome.charge
+        if charge is None and outcome.meter is not None:
+            charge = outcome.meter.charge(outcome.route, outcome.target, usage)
+        cost = charge.cost if charge is not None else None
+        await self.limits.settle(key, usage.input_tokens + usage.output_tokens, cost)
+
     async def aclose(self) -> None:
         await asyncio.gather(*(hc.stop() for hc in self.health_checkers.values()))
         await asyncio.gather(*(u.aclose() for u in self.upstreams.values()))
         await asyncio.gather(*(c.aclose() for c in self._probe_clients))
+        await self.limits.aclose()
 
 
 def _health_checkers(
@@ -126,21 +174,51 @@ def _health_checkers(
     return out
 
 
-def _client_keys(settings: Settings) -> dict[str, bool]:
-    """Keys clients must present, each with whether it makes requests private; empty means the
-    gateway is open (local use). `server.api_keys_env` keys are never private by policy."""
-    out: dict[str, bool] = {}
+def _counters(settings: Settings) -> Counters:
+    """Redis when a URL is configured (limits shared by every replica), else this process."""
+    url = settings.state.read_redis_url()
+    if url:
+        return RedisCounters(url, timeout=settings.state.counters.timeout)
+    return MemoryCounters()
+
+
+def client_keys(settings: Settings) -> KeyRing:
+    """Keys clients must present, each with its policy; empty means the gateway is open (local
+    use). `server.api_keys_env` keys (plain or hashed, comma-separated) share the default
+    policy: no limits, not private."""
+    ring = KeyRing()
     env = settings.server.api_keys_env
     if env:
-        out.update((k.strip(), False) for k in os.environ.get(env, "").split(",") if k.strip())
-    for entry in settings.server.keys:
-        key = entry.read()
-        if key is None:
+        values = [k.strip() for k in os.environ.get(env, "").split(",") if k.strip()]
+        for n, listed in enumerate(values):
+            _add(ring, listed, KeyPolicy("default"), f"{env}[{n}]")
+    for i, entry in enumerate(settings.server.keys):
+        policy = key_policy(entry, i)
+        value = entry.read()
+        if value is None:
             log.warning(
                 "client key %s is not set (%s); it cannot be used",
-                entry.name or "(unnamed)",
+                policy.id,
                 entry.key_env or entry.key_file,
             )
             continue
-        out[key] = out.get(key, False) or entry.private
-    return out
+        _add(ring, value, policy, policy.id)
+    return ring
+
+
+def key_policy(entry: ClientKey, index: int) -> KeyPolicy:
+    return KeyPolicy(
+        id=entry.name or f"keys[{index}]",
+        private=entry.private,
+        models=frozenset(entry.models) if entry.models is not None else None,
+        requests_per_minute=entry.requests_per_minute,
+        tokens_per_minute=entry.tokens_per_minute,
+        monthly_budget_usd=entry.monthly_budget_usd,
+    )
+
+
+def _add(ring: KeyRing, value: str, policy: KeyPolicy, where: str) -> None:
+    try:
+        ring.add(value, policy)
+    except KeyFormatError as exc:  # the value is never echoed: it may be a key
+        log.warning("client key %s is not usable: %s", where, exc)

@@ -242,22 +242,39 @@ def read_secret(env: str | None, file: str | None) -> str | None:
 
 
 class ClientKey(_Strict):
-    """A key clients present to the gateway, with its policy. The key itself is read from an
-    env var or a mounted file, never written in the config."""
+    """A key clients present to the gateway, with its policy (docs/keys.md). The key is read
+    from an env var or a mounted file, never written in the config; either may hold the key
+    itself or its salted hash (`sha256$...`, from `serving keys hash`), and a hash may also be
+    written here as `key_hash`, since it is no secret."""
 
-    name: str | None = None  # shown in logs instead of the key
+    name: str | None = None  # shown in logs and metrics instead of the key
     key_env: str | None = None
     key_file: str | None = None
+    key_hash: str | None = None
     private: bool = False  # every request with this key is private (local targets only)
+    models: list[str] | None = None  # route names or aliases it may use (default: all)
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)  # input + output tokens
+    monthly_budget_usd: float | None = Field(default=None, ge=0)  # from the cost meter
 
     @model_validator(mode="after")
     def _has_source(self) -> ClientKey:
-        if not self.key_env and not self.key_file:
-            raise ValueError("a client key needs `key_env` or `key_file`")
+        if not self.key_env and not self.key_file and not self.key_hash:
+            raise ValueError("a client key needs `key_env`, `key_file` or `key_hash`")
         return self
 
+    @field_validator("key_hash")
+    @classmethod
+    def _is_hash(cls, value: str | None) -> str | None:
+        from serving.gateway.policy.keys import parse_hash
+
+        if value is not None:
+            parse_hash(value)  # KeyFormatError is a ValueError: a config error naming the field
+        return value
+
     def read(self) -> str | None:
-        return read_secret(self.key_env, self.key_file)
+        """The stored value (a key or its hash): the env var, the file, else `key_hash`."""
+        return read_secret(self.key_env, self.key_file) or self.key_hash
 
 
 class Drain(_Strict):
@@ -384,6 +401,13 @@ class Ops(_Strict):
         return read_secret(self.key_env, self.key_file)
 
 
+class CounterStore(_Strict):
+    """How per-key limits treat their store (Redis when `state.redis_url` is set)."""
+
+    on_error: Literal["allow", "deny"] = "allow"  # store down: serve uncounted, or 503
+    timeout: float = Field(default=0.25, gt=0)  # seconds per Redis call before on_error
+
+
 class State(_Strict):
     """Shared state: conversation records (Responses `store`) and, with several replicas, the
     counters behind per-key limits and budgets. In-process/SQLite by default; Redis when
@@ -397,6 +421,7 @@ class State(_Strict):
     retention_seconds: float = Field(default=30 * 24 * 3600.0, gt=0)
     max_record_bytes: int = Field(default=16 * 1024 * 1024, gt=0)  # larger turns are not stored
     store_private: bool = False  # store private conversations too (otherwise `store` is ignored)
+    counters: CounterStore = CounterStore()  # per-key limits and budgets (state/counters.py)
 
     def read_redis_url(self) -> str | None:
         return read_secret(self.redis_url_env, None) or self.redis_url
@@ -447,6 +472,22 @@ class Settings(_Strict):
             raise ValueError(f"context.tokenize_upstream: unknown upstream {tokenizer!r}")
         if self.admin.enabled and not (self.admin.key_env or self.admin.key_file):
             raise ValueError("admin.enabled needs admin.key_env or admin.key_file")
+        return self
+
+    @model_validator(mode="after")
+    def _keys_resolve(self) -> Settings:
+        names = [k.name for k in self.server.keys if k.name]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"server.keys: duplicate key names: {', '.join(dupes)}")
+        known = {n for r in self.routes for n in (r.model, *r.aliases)}
+        for i, key in enumerate(self.server.keys):
+            unknown = sorted(set(key.models or ()) - known)
+            if unknown:
+                raise ValueError(
+                    f"server.keys[{i}].models: unknown route names {unknown}"
+                    f" (known: {', '.join(sorted(known))})"
+                )
         return self
 
     def upstream(self, name: str) -> Upstream:

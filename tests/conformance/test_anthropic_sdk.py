@@ -190,8 +190,10 @@ def test_unreachable_upstream_is_a_5xx_in_anthropic_envelope(gateway: GatewayUnd
     ("status", "error_class", "error_type"),
     [
         (429, anthropic.RateLimitError, "rate_limit_error"),
-        (401, anthropic.AuthenticationError, "authentication_error"),
+        # the upstream refused the gateway's own key: a 502 naming it, not the client's 401
+        (401, anthropic.InternalServerError, "api_error"),
         (500, anthropic.InternalServerError, "api_error"),
+        (400, anthropic.BadRequestError, "invalid_request_error"),
     ],
 )
 def test_upstream_errors_map_to_sdk_classes(
@@ -201,7 +203,11 @@ def test_upstream_errors_map_to_sdk_classes(
     with pytest.raises(error_class) as info:
         client(gateway).messages.create(model="smollm2", max_tokens=8, messages=USER)
     assert info.value.body["error"]["type"] == error_type  # type: ignore[attr-defined]
-    assert f"upstream said {status}" in str(info.value)
+    if status == 400:  # the client's fault: the upstream's words say what to fix
+        assert f"upstream said {status}" in str(info.value)
+    else:  # the upstream's business with the gateway: the gateway's own words, never its text
+        assert "upstream said" not in str(info.value)
+        assert "upstream 'fake'" in str(info.value)
 
 
 def test_mid_stream_cut_reaches_client_as_error(gateway: GatewayUnderTest) -> None:

@@ -82,6 +82,7 @@ OPENAI_CLASSES: dict[int, type[openai.APIStatusError]] = {
     413: openai.APIStatusError,
     429: openai.RateLimitError,
     500: openai.InternalServerError,
+    502: openai.InternalServerError,
     503: openai.InternalServerError,
     529: openai.InternalServerError,
 }
@@ -92,6 +93,7 @@ ANTHROPIC_CLASSES: dict[int, type[anthropic.APIStatusError]] = {
     413: anthropic.RequestTooLargeError,
     429: anthropic.RateLimitError,
     500: anthropic.InternalServerError,
+    502: anthropic.InternalServerError,
     503: anthropic.ServiceUnavailableError,  # a subclass of InternalServerError
     529: anthropic.OverloadedError,
 }
@@ -102,6 +104,7 @@ ANTHROPIC_TYPES = {
     413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",
+    502: "api_error",
     503: "api_error",
     529: "overloaded_error",
 }
@@ -112,10 +115,11 @@ GEMINI_STATUS = {
     413: (413, "INVALID_ARGUMENT"),
     429: (429, "RESOURCE_EXHAUSTED"),
     500: (500, "INTERNAL"),
+    502: (502, "UNAVAILABLE"),
     503: (503, "UNAVAILABLE"),
     529: (503, "UNAVAILABLE"),  # Gemini has no 529: overload is 503 UNAVAILABLE
 }
-RETRYABLE = {429, 500, 503, 529}
+RETRYABLE = {429, 500, 502, 503, 529}
 
 
 def assert_sdk_error(dialect: str, status: int, exc: BaseException) -> None:
@@ -162,8 +166,13 @@ def test_upstream_error_becomes_the_clients_own(
     with pytest.raises(Exception) as caught:
         ask(client, matrix.url, f"via-{upstream}")
 
-    assert_sdk_error(client, status, caught.value)
-    assert f"upstream says {status}" in str(caught.value)
+    # The upstream refused the gateway's key: the client's own key is fine, so a 502.
+    assert_sdk_error(client, 502 if status == 401 else status, caught.value)
+    if status in (400, 404, 413):  # the client's fault: the upstream's message says what to fix
+        assert f"upstream says {status}" in str(caught.value)
+    else:  # the upstream's business with the gateway: the gateway's own words, naming it
+        assert "upstream says" not in str(caught.value)
+        assert f"upstream '{upstream}'" in str(caught.value)
     if status == 429:
         response = caught.value.response  # type: ignore[attr-defined]
         assert response.headers["retry-after"] == "7"

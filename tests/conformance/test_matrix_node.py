@@ -109,6 +109,7 @@ JS_CLASSES = {
         413: "APIError",
         429: "RateLimitError",
         500: "InternalServerError",
+        502: "InternalServerError",
         529: "InternalServerError",
     },
     "anthropic": {
@@ -118,6 +119,7 @@ JS_CLASSES = {
         413: "ContentTooLargeError",
         429: "RateLimitError",
         500: "InternalServerError",
+        502: "InternalServerError",
         529: "OverloadedError",
     },
 }
@@ -134,8 +136,14 @@ def test_js_error_class(node: str, matrix: Matrix, client: str, upstream: str, s
 
     seen = run_js(node, "error", matrix.url, client, f"via-{upstream}", status % 2 == 0)
 
-    assert (seen["class"], seen["status"]) == (JS_CLASSES[client][status], status)
-    assert f"upstream says {status}" in seen["message"]
+    # An upstream's 401 is the gateway's key being refused: a 502, not the client's 401.
+    expected = 502 if status == 401 else status
+    assert (seen["class"], seen["status"]) == (JS_CLASSES[client][expected], expected)
+    if status in (400, 404, 413):  # the client's fault: the upstream's message is kept
+        assert f"upstream says {status}" in seen["message"]
+    else:  # auth, rate and server failures: the gateway's own words, naming the upstream
+        assert "upstream says" not in seen["message"]
+        assert f"upstream '{upstream}'" in seen["message"]
 
 
 @pytest.mark.parametrize("client", JS_CLIENTS)

@@ -359,7 +359,8 @@ def test_unknown_model_is_dialect_native_not_found(
         (529, openai.InternalServerError, anthropic.APIStatusError, "overloaded_error"),
         (503, openai.InternalServerError, anthropic.InternalServerError, "api_error"),
         (429, openai.RateLimitError, anthropic.RateLimitError, "rate_limit_error"),
-        (401, openai.AuthenticationError, anthropic.AuthenticationError, "authentication_error"),
+        # The upstream refused the gateway's key, not the client's: a 502 naming the upstream.
+        (401, openai.InternalServerError, anthropic.InternalServerError, "api_error"),
     ],
 )
 @pytest.mark.parametrize(("dialect", "stream"), DIALECTS, ids=IDS)
@@ -375,17 +376,22 @@ def test_single_target_failure_is_the_dialect_native_error(
     headers = {"retry-after": "30"} if status == 429 else {}
     reply = Reply.json({"error": {"message": f"upstream said {status}"}}, status, headers=headers)
     matrix.script([reply], stream)
+    expected = 502 if status == 401 else status
     if dialect == "openai":
         with pytest.raises(openai_cls) as info:
             ask(matrix, dialect, stream, model="solo")
-        assert info.value.status_code == status
+        assert info.value.status_code == expected
+        message = info.value.message
     else:
         with pytest.raises(anthropic_cls) as ainfo:
             ask(matrix, dialect, stream, model="solo")
-        assert ainfo.value.status_code == status
+        assert ainfo.value.status_code == expected
         body = ainfo.value.body
         assert isinstance(body, dict)
         assert body["error"]["type"] == anthropic_type
+        message = ainfo.value.message
+    # The gateway's own words, naming the upstream; none of the upstream's text.
+    assert "'primary'" in message and "upstream said" not in message
     if status == 429:
         assert len(matrix.primary.requests) == 1  # retry-after 30 s is over the cap: not waited
 

@@ -81,7 +81,7 @@ def test_random_binary_payloads_are_counted_not_scanned() -> None:
     """Over 100 random payloads: no detector fires, the text holds none of the base64, and the
     estimate is the per-attachment cost of each target dialect."""
     rng = random.Random(20261201)
-    policy = PrivacyPolicy(Privacy(), frozenset())
+    policy = PrivacyPolicy(Privacy())
     ctx = ContextPolicy(Context())
     seen = 0
     for dialect, kind in CASES * 13:

@@ -119,6 +119,9 @@ its window if longer), and a margin for the cut streams' last frames and the pro
 {{- end -}}
 {{- $_ := set $cfg "upstreams" (include "serving.gateway.upstreams" (dict "root" . "models" $models) | fromYaml).items -}}
 {{- $_ := set $cfg "routes" (include "serving.gateway.routes" (dict "root" . "models" $models) | fromYaml).items -}}
+{{- if include "serving.redis.enabled" . -}}
+{{- $_ := set $cfg "state" (dict "redis_url_env" .Values.redis.env) -}}
+{{- end -}}
 {{- $cfg = mergeOverwrite $cfg (deepCopy .Values.gateway.config.extra) -}}
 {{- toYaml $cfg -}}
 {{- end -}}

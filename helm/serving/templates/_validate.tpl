@@ -118,6 +118,12 @@ so no template ever renders half-valid values.
 {{- end -}}
 {{- end -}}
 {{- if .Values.gateway.enabled -}}
+{{- $rs := .Values.redis -}}
+{{- $sources := 0 -}}
+{{- range $set := list $rs.deploy $rs.url $rs.existingSecret.name -}}{{- if $set -}}{{- $sources = add1 $sources -}}{{- end -}}{{- end -}}
+{{- if gt $sources 1 -}}
+{{- $errs = append $errs "redis: choose one of redis.deploy, redis.url and redis.existingSecret.name (the gateway reads one Redis URL)" -}}
+{{- end -}}
 {{- $upNames := list -}}
 {{- range $m := $models -}}{{- $upNames = append $upNames (toString $m.name) -}}{{- end -}}
 {{- range $u := .Values.gateway.upstreams -}}

@@ -30,6 +30,7 @@ def config_warnings(settings: Settings, *, check_env: bool = True) -> list[str]:
             )
         out += _context_order(route.model, [t.context_window for t in route.targets])
     out += _prices(settings)
+    out += _limits(settings)
     if check_env:
         out += _secrets(settings)
     return out
@@ -59,6 +60,21 @@ def _prices(settings: Settings) -> list[str]:
     return [
         f"target {label}: no price known (add it under cost.prices); its cost is not counted"
         for label in missing
+    ]
+
+
+def _limits(settings: Settings) -> list[str]:
+    """Per-key limits count per process unless the replicas share Redis (docs/keys.md)."""
+    limited = [
+        k.name or f"keys[{i}]"
+        for i, k in enumerate(settings.server.keys)
+        if k.requests_per_minute or k.tokens_per_minute or k.monthly_budget_usd is not None
+    ]
+    if not limited or settings.state.redis_url or settings.state.redis_url_env:
+        return []
+    return [
+        f"server.keys {', '.join(limited)}: limits are counted in this process only (no"
+        " state.redis_url); with several replicas each one allows the full limit"
     ]
 
 

@@ -1,5 +1,6 @@
 """What the transport says about a request before its body is read: the key the caller
-presented, and whether the caller marked the request private (a header, or the key's policy).
+presented, the policy of the configured key it matched (policy/keys.py), and whether the
+caller marked the request private (a header, or the key's policy).
 
 The endpoint runner reads both once per request and hands `Caller` to the dispatcher as a
 plain argument: nothing travels in context variables.
@@ -11,10 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from serving.gateway.policy.keys import KeyPolicy
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
     private: str | None = None  # "header" or "key" when the caller marked the request private
+    key: KeyPolicy | None = None  # the matched key's policy; None on an open gateway
 
 
 def presented_key(headers: Mapping[str, str], query: bytes) -> str | None:

@@ -23,6 +23,7 @@ from serving.gateway.errors import (
     PrivacyBlocked,
     RateLimited,
     Saturated,
+    UpstreamAuthFailed,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -46,7 +47,7 @@ def classify(exc: GatewayError) -> FailureReason:
         return "context_window"
     if isinstance(exc, CapabilityMissing):
         return "capability"
-    if isinstance(exc, AuthenticationFailed | PermissionDenied):
+    if isinstance(exc, UpstreamAuthFailed | AuthenticationFailed | PermissionDenied):
         return "upstream_auth"
     if isinstance(exc, NotFound):
         return "not_found"
@@ -109,7 +110,7 @@ def final_error(route: str, failures: list[Failure], private: bool) -> GatewayEr
         )
     if len(attempted) == 1 and len(failures) == 1 and attempted[0].error is not None:
         # One target tried: its own error, status and retry-after kept. An upstream's 401/403
-        # is passed on as is (the message names the upstream, so it reads as the gateway's key
-        # being refused, not the client's); it still moves a longer chain on.
+        # arrives here as `UpstreamAuthFailed`, a 502 naming the upstream (the gateway's key was
+        # refused, not the client's); it still moves a longer chain on.
         return attempted[0].error
     return NoHealthyTarget(f"no target of {route!r} could serve the request: {summary}")

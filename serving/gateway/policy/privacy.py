@@ -228,17 +228,17 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 class PrivacyPolicy:
-    def __init__(self, config: Privacy, private_keys: frozenset[str]) -> None:
+    def __init__(self, config: Privacy) -> None:
         self.config = config
         self._header = config.header.lower()
-        self._private_keys = private_keys
         self.detectors = build_detectors(config)
 
-    def marked(self, headers: Mapping[str, str], key: str | None) -> str | None:
-        """ "header" or "key" when the caller marked the request private, else None."""
+    def marked(self, headers: Mapping[str, str], key_private: bool) -> str | None:
+        """ "header" or "key" when the caller marked the request private, else None
+        (`key_private`: the matched key's policy forces privacy, policy/keys.py)."""
         if headers.get(self._header, "").strip().lower() in _TRUE:
             return "header"
-        if key is not None and key in self._private_keys:
+        if key_private:
             return "key"
         return None
 

@@ -24,9 +24,11 @@ from serving.gateway.errors import (
     ContextWindowExceeded,
     GatewayError,
     InvalidRequest,
+    UpstreamAuthFailed,
     UpstreamError,
     from_status,
 )
+from serving.gateway.redaction import redact
 from serving.gateway.settings import Upstream as UpstreamConfig
 from serving.gateway.upstreams.boundary import map_upstream_errors, mapped_bytes, mapped_events
 
@@ -163,11 +165,24 @@ _TOOL_MARKERS = ("--enable-auto-tool-choice", "--tool-call-parser")
 
 
 def error_from_response(
-    status: int, body: bytes, headers: httpx.Headers, upstream: str
+    status: int,
+    body: bytes,
+    headers: httpx.Headers,
+    upstream: str,
+    secrets: tuple[str, ...] = (),
 ) -> GatewayError:
-    """An upstream's non-2xx answer → the hierarchy, keeping its message."""
-    message = _error_message(body) or f"HTTP {status}"
+    """An upstream's non-2xx answer → the hierarchy, with what the client may see of it.
+
+    Auth and server failures (401/403, 408, 429, 5xx, 409) are the upstream's business with
+    the gateway, not the client's: the client gets the gateway's own message naming the
+    upstream and the status, never the upstream's text, which may quote the gateway's key or
+    its headers. A client-caused 4xx keeps the upstream's message (it says what to fix) with
+    `secrets` and anything key-shaped redacted."""
     retry_after = _retry_after(headers)
+    sanitised = _sanitised(status, upstream, retry_after)
+    if sanitised is not None:
+        return sanitised
+    message = redact(_error_message(body) or f"HTTP {status}", secrets)
     text = f"upstream {upstream!r}: {message}"
     lowered = message.lower()
     if status == 400 and any(m in lowered for m in _CONTEXT_MARKERS):
@@ -181,6 +196,25 @@ def error_from_response(
             upstream=upstream,
         )
     err = from_status(status, text, retry_after=retry_after)
+    err.upstream = upstream
+    return err
+
+
+def _sanitised(status: int, upstream: str, retry_after: float | None) -> GatewayError | None:
+    """The gateway's own error for an upstream failure the client did not cause, else None."""
+    if status in (401, 403):
+        return UpstreamAuthFailed(upstream, status)
+    if status == 429:
+        message = f"upstream {upstream!r} is rate limiting the gateway (HTTP 429)"
+    elif status == 529:
+        message = f"upstream {upstream!r} is overloaded (HTTP 529)"
+    elif status in (408, 504):
+        message = f"upstream {upstream!r} timed out (HTTP {status})"
+    elif status >= 500 or status == 409:
+        message = f"upstream {upstream!r} failed with HTTP {status}"
+    else:
+        return None
+    err = from_status(status, message, retry_after=retry_after)
     err.upstream = upstream
     return err
 

@@ -4,7 +4,9 @@ As httpx maps httpcore's exceptions with one context manager around everything b
 upstream call runs inside `map_upstream_errors`: whatever goes wrong underneath (the transport,
 bytes that are not UTF-8, JSON of the wrong shape, a bug in a translator, any other exception)
 leaves as a `GatewayError`, so the breaker hears of it and the chain moves on exactly as for a
-5xx. Streams get the same treatment after their first event: `mapped_events` ends a canonical
+5xx. Text that came from below (an exception's message, an upstream's error event) passes
+through `redaction.redact` on its way into a client-visible message. Streams get the same
+treatment after their first event: `mapped_events` ends a canonical
 stream with a `Failure`, `mapped_bytes` raises a `GatewayError` into the byte relay.
 
 Cancellation (a client that went away) is a `BaseException` and passes through untouched.
@@ -25,6 +27,7 @@ from serving.gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from serving.gateway.redaction import redact
 
 log = logging.getLogger("serving.gateway.upstreams")
 
@@ -33,12 +36,12 @@ def map_transport_error(exc: httpx.HTTPError, upstream: str) -> GatewayError:
     """httpx's transport failures → the gateway hierarchy."""
     if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
         return UpstreamUnavailable(
-            f"cannot connect to upstream {upstream!r}: {exc}", upstream=upstream
+            f"cannot connect to upstream {upstream!r}: {redact(str(exc))}", upstream=upstream
         )
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(f"upstream {upstream!r} timed out", upstream=upstream)
     return UpstreamError(
-        f"upstream {upstream!r} failed: {type(exc).__name__}: {exc}",
+        f"upstream {upstream!r} failed: {type(exc).__name__}: {redact(str(exc))}",
         reason="transport",
         upstream=upstream,
     )
@@ -62,18 +65,21 @@ def map_exception(exc: Exception, upstream: str) -> GatewayError:
         )
     if isinstance(exc, ValueError):  # json.JSONDecodeError included
         return UpstreamError(
-            f"upstream {upstream!r} sent data that does not decode: {exc}",
+            f"upstream {upstream!r} sent data that does not decode: {redact(str(exc))}",
             reason="decode",
             upstream=upstream,
         )
     if isinstance(exc, KeyError | IndexError | TypeError | AttributeError):
         return UpstreamError(
-            f"upstream {upstream!r} answered in an unexpected shape ({type(exc).__name__}: {exc})",
+            f"upstream {upstream!r} answered in an unexpected shape"
+            f" ({type(exc).__name__}: {redact(str(exc))})",
             reason="shape",
             upstream=upstream,
         )
     if isinstance(exc, OSError):
-        return UpstreamUnavailable(f"upstream {upstream!r} failed: {exc}", upstream=upstream)
+        return UpstreamUnavailable(
+            f"upstream {upstream!r} failed: {redact(str(exc))}", upstream=upstream
+        )
     # Not an answer the upstream could have caused by itself: keep the traceback for the bug
     # report, and still let the chain move on.
     log.warning(
@@ -104,9 +110,12 @@ async def mapped_events(
     """A canonical stream whose failures, of any kind, end it with one `Failure` event."""
     try:
         async for event in events:
-            yield event
             if isinstance(event, c.Failure):
+                if isinstance(event.error, GatewayError):  # may quote an upstream error event
+                    event.error.message = redact(event.error.message)
+                yield event
                 return
+            yield event
     except Exception as exc:  # noqa: BLE001 - the boundary: every failure ends the stream
         yield c.Failure(map_exception(exc, upstream))
     finally:

@@ -50,7 +50,9 @@ class HTTPUpstream(UpstreamClient):
     def __init__(self, config: UpstreamConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)
         self._urls = config.urls
-        self._headers = self.auth_headers(config.api_key())
+        key = config.api_key()
+        self._headers = self.auth_headers(key)
+        self._secrets = (key,) if key else ()  # masked in any upstream error text
         self._timeouts = config.timeouts
         self.health: PoolHealth | None = None  # set by the gateway when the pool is checked
         # Admission slots per endpoint; the gateway rebuilds it with its metrics.
@@ -96,7 +98,9 @@ class HTTPUpstream(UpstreamClient):
                 raise map_transport_error(exc, self.name) from exc
             if response.status_code >= 300:
                 raw = await self._read(response)
-                raise error_from_response(response.status_code, raw, response.headers, self.name)
+                raise error_from_response(
+                    response.status_code, raw, response.headers, self.name, self._secrets
+                )
             yield response
         finally:
             try:

@@ -94,3 +94,25 @@ def test_example_configs_are_valid_and_build(name: str, capsys: pytest.CaptureFi
     Gateway(settings)  # every policy object builds from it
     assert main(["config", "check", str(EXAMPLES / name)]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_limits_without_a_shared_store_are_warned_about() -> None:
+    data: dict[str, object] = {
+        "server": {
+            "keys": [
+                {
+                    "name": "team",
+                    "key_hash": "sha256$" + "00" * 16 + "$" + "11" * 32,
+                    "requests_per_minute": 5,
+                },
+                {"name": "open", "key_env": "OPEN_KEY"},
+            ]
+        },
+        "upstreams": [{"name": "local", "base_url": "http://127.0.0.1:1/v1"}],
+        "routes": [{"model": "m", "targets": [{"upstream": "local", "model": "m"}]}],
+    }
+    warnings = config_warnings(parse_settings(data), check_env=False)
+    assert any("server.keys team: limits are counted in this process only" in w for w in warnings)
+    assert not any("open" in w for w in warnings)
+    shared = parse_settings({**data, "state": {"redis_url": "redis://127.0.0.1:1/0"}})
+    assert not any("counted in this process" in w for w in config_warnings(shared, check_env=False))

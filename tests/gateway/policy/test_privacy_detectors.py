@@ -16,7 +16,7 @@ from serving.gateway.settings import Privacy
 
 
 def policy(**kw: Any) -> PrivacyPolicy:
-    return PrivacyPolicy(Privacy.model_validate(kw), frozenset({"secret-key"}))
+    return PrivacyPolicy(Privacy.model_validate(kw))
 
 
 def scan(text: str, **kw: Any) -> str | None:
@@ -95,11 +95,11 @@ def test_invalid_custom_pattern_is_a_config_error() -> None:
 
 def test_marks_from_header_and_key() -> None:
     p = policy()
-    assert p.marked(Headers({"x-serving-private": "true"}), None) == "header"
-    assert p.marked(Headers({"x-serving-private": "1"}), None) == "header"
-    assert p.marked(Headers({"x-serving-private": "false"}), None) is None
-    assert p.marked(Headers({}), "secret-key") == "key"
-    assert p.marked(Headers({}), "other-key") is None
+    assert p.marked(Headers({"x-serving-private": "true"}), False) == "header"
+    assert p.marked(Headers({"x-serving-private": "1"}), False) == "header"
+    assert p.marked(Headers({"x-serving-private": "false"}), False) is None
+    assert p.marked(Headers({}), True) == "key"
+    assert p.marked(Headers({}), False) is None
 
 
 def test_presented_key_in_every_dialects_place() -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from serving.gateway import endpoint
-from serving.gateway.deps import GatewayDep, validate
+from serving.gateway.deps import CallerDep, GatewayDep, validate
 from serving.gateway.dialects.gemini import protocol as p
 from serving.gateway.dialects.gemini import stream as s
 from serving.gateway.dialects.gemini import translate as t
@@ -40,10 +40,11 @@ DIALECT = DialectAdapter(
 
 
 @router.get("/v1beta/models")
-async def list_models(gateway: GatewayDep) -> Response:
+async def list_models(auth: CallerDep) -> Response:
     """The route names and aliases, as google-genai's `models.list()` reads them (its /v1
     variant is served beside OpenAI's list, in models.py)."""
-    return json_response({"models": [t.model_info(n) for n in gateway.dispatcher.model_names()]})
+    gateway, caller = auth
+    return json_response({"models": [t.model_info(n) for n in gateway.model_names(caller)]})
 
 
 @router.get("/v1beta/models/{name:path}")
