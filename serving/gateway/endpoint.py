@@ -121,10 +121,11 @@ async def generate(request: Request, dialect: DialectAdapter, parse: Parse[Excha
     if isinstance(result, RawResponse):
         record.usage = result.usage
         return Response(result.body, result.status, headers=headers, media_type=result.content_type)
+    idle = gateway.settings.server.client_idle
     if isinstance(result, RawStream):
-        return relay_raw(result, dialect.grammar, record, headers)
+        return relay_raw(outcome, result, dialect.grammar, record, headers, idle)
     if isinstance(result, EventStream):
-        return relay_events(result, ex.encoder(), record, headers)
+        return relay_events(outcome, result, ex.encoder(), record, headers, idle)
     record.usage = result.usage
     return json_response(ex.render(result), headers=headers)
 
