@@ -3,7 +3,8 @@
 Each client dialect has a same-dialect primary (its stream is relayed byte for byte) in front of
 `backup`, a vLLM-like OpenAI-compatible fake that accepts assistant prefill, and `rejecting`,
 one that refuses prefill with a 400. The primary's answer is 60 words; the faults break it after
-40 of them. Time limits are small (first token 0.5 s, stream idle 0.5 s) to keep this fast.
+40 of them. Time limits are small (first token 1 s, stream idle 1 s) to keep this fast, except
+on `p5-*`, the same primaries with the issue's `first_byte: 5`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from tests.support.servers import serve
 DIALECTS = ["openai", "anthropic", "gemini"]
 WORDS = [f"w{i} " for i in range(60)]
 ANSWER = "".join(WORDS)
-FAST = {"connect": 0.5, "first_byte": 0.5, "total": 10, "stream_idle": 0.5}
+FAST = {"connect": 1, "first_byte": 1, "total": 10, "stream_idle": 1}
+SLOW_TOKEN = {"connect": 1, "first_byte": 5, "total": 60, "stream_idle": 10}
 _BASE = {"openai": "/v1", "anthropic": "/v1", "gemini": "/v1beta"}
 PREFILL_REJECTED = (
     "This model does not support assistant message prefill. The conversation must end with a"
@@ -85,6 +87,16 @@ def rig() -> Iterator[Rig]:
             for d in DIALECTS
         ]
         upstreams += [
+            {
+                "name": f"p5-{d}",
+                "dialect": d,
+                "base_url": urls[d] + _BASE[d],
+                "locality": "hosted",
+                "timeouts": SLOW_TOKEN,
+            }
+            for d in DIALECTS
+        ]
+        upstreams += [
             {"name": "backup", "base_url": b_url + "/v1", "timeouts": FAST},
             # declared able to continue (as a misconfigured target would be); it refuses
             {"name": "rejecting", "base_url": r_url + "/v1", "timeouts": FAST},
@@ -95,6 +107,13 @@ def rig() -> Iterator[Rig]:
             translated = {"upstream": "p-openai", "model": "m"}  # canonical events, not bytes
             routes += [
                 {"model": f"{d}-chat", "targets": [first, {"upstream": "backup", "model": "b"}]},
+                {
+                    "model": f"{d}-fb5",
+                    "targets": [
+                        {"upstream": f"p5-{d}", "model": "m"},
+                        {"upstream": "backup", "model": "b"},
+                    ],
+                },
                 {"model": f"{d}-x", "targets": [translated, {"upstream": "backup", "model": "b"}]},
                 {
                     "model": f"{d}-reject",
@@ -134,7 +153,7 @@ def fault(dialect: str, kind: str) -> Reply:
     if kind == "cut":
         return Reply.sse(frames, cut_after=at)
     if kind == "stall":
-        return Reply.sse(frames, stall_after=at, stall_for=2.0)
+        return Reply.sse(frames, stall_after=at, stall_for=3.0)
     assert kind == "malformed"
     return Reply.sse([*frames[:at], b'data: {"choices": [{"delta": {"cont\n\n', *frames[at:]])
 
@@ -149,6 +168,12 @@ class Received:
     usage: tuple[int, int] | None = None  # input, output
     error: Exception | None = None
     indices: list[int] = field(default_factory=list)  # Anthropic content block indices
+    first_at: float | None = None  # when the first text reached the client (monotonic)
+
+    def add(self, text: str) -> None:
+        self.text += text
+        if self.text and self.first_at is None:
+            self.first_at = time.monotonic()
 
 
 def ask(rig: Rig, dialect: str, route: str) -> Received:
@@ -168,6 +193,11 @@ def ask(rig: Rig, dialect: str, route: str) -> Received:
 
 def _openai(rig: Rig, model: str, got: Received) -> None:
     client = openai.OpenAI(base_url=rig.url + "/v1", api_key="k", max_retries=0, timeout=20)
+    with client:
+        _openai_read(client, model, got)
+
+
+def _openai_read(client: openai.OpenAI, model: str, got: Received) -> None:
     for chunk in client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": "count"}],
@@ -177,20 +207,23 @@ def _openai(rig: Rig, model: str, got: Received) -> None:
         if chunk.usage is not None:
             got.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
         for choice in chunk.choices:
-            got.text += choice.delta.content or ""
+            got.add(choice.delta.content or "")
             got.finishes += choice.finish_reason is not None
 
 
 def _anthropic(rig: Rig, model: str, got: Received) -> None:
     client = anthropic.Anthropic(base_url=rig.url, api_key="k", max_retries=0, timeout=20)
-    with client.messages.stream(
-        model=model, max_tokens=200, messages=[{"role": "user", "content": "count"}]
-    ) as stream:
+    with (
+        client,
+        client.messages.stream(
+            model=model, max_tokens=200, messages=[{"role": "user", "content": "count"}]
+        ) as stream,
+    ):
         for event in stream:
             if event.type == "content_block_start":
                 got.indices.append(event.index)
             elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                got.text += event.delta.text
+                got.add(event.delta.text)
             elif event.type == "message_delta":
                 got.finishes += 1
         final = stream.get_final_message()  # the SDK's sum of message_start and message_delta
@@ -201,8 +234,13 @@ def _gemini(rig: Rig, model: str, got: Received) -> None:
     client = genai.Client(
         api_key="k", http_options=types.HttpOptions(base_url=rig.url, timeout=20_000)
     )
+    with client:
+        _gemini_read(client, model, got)
+
+
+def _gemini_read(client: genai.Client, model: str, got: Received) -> None:
     for chunk in client.models.generate_content_stream(model=model, contents="count"):
-        got.text += chunk.text or ""
+        got.add(chunk.text or "")
         candidate = chunk.candidates[0] if chunk.candidates else None
         if candidate is not None and candidate.finish_reason is not None:
             got.finishes += 1
@@ -251,6 +289,39 @@ def test_first_token_later_than_first_byte_limit_fails_over(rig: Rig, dialect: s
     assert elapsed < 4.0, f"the client waited {elapsed:.2f}s"
     assert len(rig.backup.requests) == 1
     assert rig.backup.requests[0].json()["messages"][-1]["role"] == "user"  # not a continuation
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_first_token_after_20s_with_first_byte_5_fails_over_in_about_5s(
+    rig: Rig, dialect: str
+) -> None:
+    """The issue's numbers: headers and the opening frames at once, keep-alive comments every
+    half second (never idle), the first token after 20 s; `first_byte: 5`. The client's first
+    text comes from the backup about 5 s after the request, not 20 s."""
+    frames = {
+        "openai": chat_stream(("late",)),
+        "anthropic": anthropic_stream(("late",)),
+        "gemini": gemini_stream(("late",)),
+    }[dialect]
+    opening = {"openai": 1, "anthropic": 3, "gemini": 0}[dialect]
+    keep_alive = [b": keep-alive\n\n"] * 40
+    rig.primaries[dialect].script(
+        Reply.sse([*frames[:opening], *keep_alive, *frames[opening:]], frame_delay=0.5)
+    )
+    rig.primaries[dialect].requests.clear()
+    rig.backup.script(Reply.sse(chat_stream(("from ", "backup"))))
+    rig.backup.requests.clear()
+    started = time.monotonic()
+    got = ask(rig, dialect, "fb5")
+    assert got.error is None, got.error
+    assert got.text == "from backup"
+    assert got.first_at is not None
+    first = got.first_at - started
+    assert first >= 4.5, f"failed over after {first:.2f}s, before the 5s limit"
+    # 5 s plus the backup's own time (a fake: milliseconds; generous for a loaded machine)
+    assert first < 8.0, f"the first text came after {first:.2f}s"
+    assert len(rig.primaries[dialect].requests) == 1
+    assert len(rig.backup.requests) == 1
 
 
 # ---- completeness without a sentinel ------------------------------------------------------------
