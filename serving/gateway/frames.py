@@ -163,6 +163,25 @@ class Grammar(abc.ABC):
         return self.tool_calls > 0
 
 
+class OpaqueGrammar(Grammar):
+    """For a relayed stream of a shape no dialect grammar reads (an endpoint the gateway only
+    forwards): every JSON-object frame is content, an `error` frame an error, and a clean close
+    after content a complete stream. Nothing is continued (no text is known)."""
+
+    def read(self, event: str | None, body: dict[str, Any]) -> Kind:
+        if event == "error" or body.get("type") == "error" or "error" in body:
+            err = body.get("error")
+            self.error = str(err.get("message") if isinstance(err, dict) else err)
+            return Kind.ERROR
+        self.content += 1
+        self.tool_calls = 1  # its text is unknown: never continued
+        self.finished = True
+        return Kind.CONTENT
+
+    def continuation_encoder(self) -> Encoder:
+        raise NotImplementedError("an opaque stream is never continued")
+
+
 class Pipeline:
     """Chunks in; the bytes to relay out, and the frame that broke the stream, if one did."""
 

@@ -86,6 +86,7 @@ class SSEResponse(StreamingResponse):
         watch = self.watch
         watch.start()
         try:
+            watch.writing()  # the head is a write too: the deadline never cancels a send
             await send(
                 {
                     "type": "http.response.start",
@@ -93,6 +94,7 @@ class SSEResponse(StreamingResponse):
                     "headers": self.raw_headers,
                 }
             )
+            watch.written()
             async for chunk in self.body_iterator:
                 watch.writing()
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})

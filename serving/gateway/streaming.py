@@ -84,7 +84,7 @@ async def raw_body(
         result.on_break()
         failure = _unfinished()
     if failure is None:
-        if not grammar.done:
+        if not grammar.done and grammar.closing:
             yield grammar.closing  # complete without its sentinel: end it properly
         end.usage = grammar.usage if grammar.usage_seen else None
         return

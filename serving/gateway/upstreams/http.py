@@ -18,7 +18,7 @@ import httpx
 
 from serving.gateway import canonical as c
 from serving.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
-from serving.gateway.frames import Grammar, Pipeline, StreamBroken, iter_frames
+from serving.gateway.frames import Grammar, OpaqueGrammar, Pipeline, StreamBroken, iter_frames
 from serving.gateway.settings import Upstream as UpstreamConfig
 from serving.gateway.upstreams.base import (
     EventStream,
@@ -217,9 +217,10 @@ class HTTPUpstream(UpstreamClient):
         return b"".join(held) + out
 
     async def relay(
-        self, url_path: str, body: bytes, stream: bool, grammar: Grammar
+        self, url_path: str, body: bytes, stream: bool, grammar: Grammar | None = None
     ) -> RawResponse | RawStream:
-        """A same-dialect call: the answer's bytes, or its stream, as the upstream sent them."""
+        """A same-dialect call: the answer's bytes, or its stream, as the upstream sent them
+        (read by `grammar`, the dialect's; an endpoint without one is relayed opaquely)."""
         if not stream:
             raw, parsed, ctype = await self.post_json(url_path, body)
             if not self.answer_ok(url_path, parsed):
@@ -229,7 +230,7 @@ class HTTPUpstream(UpstreamClient):
                     upstream=self.name,
                 )
             return RawResponse(200, raw, ctype, self.usage_of(parsed))
-        return await self.forward_stream(url_path, body, grammar)
+        return await self.forward_stream(url_path, body, grammar or OpaqueGrammar())
 
     def answer_ok(self, url_path: str, body: dict[str, Any]) -> bool:
         """Whether a same-dialect answer has its endpoint's shape: a few key lookups, so a

@@ -47,9 +47,11 @@ class OpenAICompatClient(HTTPUpstream):
         return self.sse_events("/chat/completions", body, oai_stream.ChunkDecoder())
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
-        options = call.parsed.get("stream_options")
-        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        grammar = OpenAIGrammar(include_usage=include_usage)
+        grammar = None  # another endpoint's stream (e.g. /responses): relayed opaquely
+        if call.path.endswith("completions"):  # chat.completion.chunk / text_completion
+            options = call.parsed.get("stream_options")
+            include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            grammar = OpenAIGrammar(include_usage=include_usage)
         return await self.relay(call.path, with_model(call, model), call.stream, grammar)
 
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
