@@ -12,10 +12,12 @@ targets that can hold the prompt). Then, for each remaining target in order:
 
 Upstream clients map every failure into the error hierarchy at their boundary
 (upstreams/boundary.py), so only `GatewayError`s reach this walk. Streams are primed by the
-upstream clients (the first event has arrived before a stream is returned), so every failover
-happens before the client has seen a byte. Every decision is logged at debug level and counted;
-nothing here ever logs request content. What the transport said about the caller (the private
-header, the key's policy) arrives as a plain `Caller` argument.
+upstream clients (the first token has arrived before a stream is returned), so every failover
+happens before the client has seen a byte; a stream that breaks later can be continued on the
+chain's next capable target (`Outcome.continuer`, policy/continuation.py). Every decision is
+logged at debug level and counted; nothing here ever logs request content. What the transport
+said about the caller (the private header, the key's policy) arrives as a plain `Caller`
+argument.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from serving.gateway.metrics import Metrics
 from serving.gateway.policy.caller import Caller
 from serving.gateway.policy.circuit import Breaker, Circuits, Clock
 from serving.gateway.policy.context import with_max_tokens
+from serving.gateway.policy.continuation import Continuer
 from serving.gateway.policy.cost import Charge, CostMeter, load_price_table
 from serving.gateway.policy.fallback import (
     Failure,
@@ -76,6 +79,8 @@ class Outcome:
     meter: CostMeter | None = None
     escalated_from: str | None = None  # the route asked for, when complexity routing moved it
     max_tokens: int | None = None  # the output budget, when lowered to fit the target's window
+    continuer: Continuer | None = None  # for a stream: the rest of the chain, should it break
+    deadline: float | None = None  # for a stream: when its `timeouts.total` runs out (loop time)
 
 
 @dataclass(slots=True)
@@ -167,12 +172,41 @@ class Dispatcher:
             return await upstream.complete(req, target.model)
 
         native = None if isinstance(request, c.ChatRequest) else (dialect, request)
+        began = asyncio.get_running_loop().time()
         result, target, failures, started = await self._walk(route, plan, send, native)
         result = self._guarded(result, target, self.circuits[target.label], started)
         outcome = self._outcome(result, route, target, failures, plan.private)
         outcome.escalated_from = asked.model if asked is not route else None
         outcome.max_tokens = plan.max_tokens.get(target.label)
+        if isinstance(result, RawStream | EventStream):
+            outcome.deadline = started + self._settings.upstream(target.upstream).timeouts.total
+            if canonical is not None:
+                outcome.continuer = self._continuer(route, plan, target, canonical, began)
         return outcome
+
+    def _continuer(
+        self, route: Route, plan: Plan, served: Target, request: c.ChatRequest, began: float
+    ) -> Continuer | None:
+        """What continues this request's stream if it breaks mid-answer (None: nothing can).
+        Only the plan's targets after the one serving are candidates, so privacy and context
+        routing hold for a continuation too."""
+        cfg = route.continuation
+        rest = plan.targets[plan.targets.index(served) + 1 :]
+        if not cfg.enabled or cfg.max_continuations == 0 or not rest:
+            return None
+        first = self._settings.upstream(route.targets[0].upstream)
+        return Continuer(
+            route,
+            rest,
+            request=request,
+            budgets=plan.max_tokens,
+            settings=self._settings,
+            upstreams=self._upstreams,
+            circuits=self.circuits,
+            health=self._health,
+            metrics=self._metrics,
+            deadline=began + (cfg.deadline or first.timeouts.total),
+        )
 
     async def count(
         self, model: str, call: RawCall, request: c.ChatRequest, caller: Caller
@@ -296,6 +330,7 @@ class Dispatcher:
             breaker.record(failed=True)
 
         name, deadline = target.upstream, started + total
+        result.on_break = broke
         if isinstance(result, RawStream):
             result.rest = guard_bytes(
                 result.rest, name=name, total=total, deadline=deadline, on_failure=broke

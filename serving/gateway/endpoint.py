@@ -126,10 +126,11 @@ async def generate(request: Request, dialect: DialectAdapter, parse: Parse[Excha
     headers = outcome_headers(outcome)
     result = outcome.result
     if isinstance(result, RawStream | EventStream):
+        idle = gateway.settings.server.client_idle
         if isinstance(result, RawStream):
-            response = relay_raw(result, dialect.grammar, record, headers)
+            response = relay_raw(outcome, result, dialect.grammar, record, headers, idle)
         else:
-            response = relay_events(result, ex.encoder(), record, headers)
+            response = relay_events(outcome, result, ex.encoder(), record, headers, idle)
         if caller.key is not None and caller.key.limited:
             # A stream's usage is known once it has ended: counted after the last byte.
             response.background = BackgroundTask(_settle_stream, gateway, caller, outcome, record)

@@ -155,6 +155,26 @@ class Metrics:
             buckets=(64, 256, 1024, 4096, 16384, 32768, 65536, 131072, 262144, 1048576),
             registry=r,
         )
+        # Streams (#12/#13): continuations of broken streams, and streams the gateway ended.
+        self.continuations_attempted = Counter(
+            "serving_stream_continuations_attempted",
+            "Broken streams whose answer was asked of another target from the partial answer",
+            ["route", "target"],
+            registry=r,
+        )
+        self.continuations_succeeded = Counter(
+            "serving_stream_continuations_succeeded",
+            "Continuations that finished the client's answer",
+            ["route", "target"],
+            registry=r,
+        )
+        self.streams_ended = Counter(
+            "serving_streams_ended_by_gateway",
+            "Streams the gateway ended itself, by why (deadline: timeouts.total passed;"
+            " client_idle: the client stopped reading)",
+            ["route", "reason"],
+            registry=r,
+        )
         # Admission control and drain (admission.py, drain.py).
         self.upstream_in_flight = Gauge(
             "serving_upstream_in_flight",

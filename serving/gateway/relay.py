@@ -1,8 +1,9 @@
 """Turning dispatch outcomes into HTTP responses: JSON bodies and streams.
 
-Streams are relayed as they arrive (no re-buffering). Each dialect supplies how to encode
-canonical events, how to frame an error, and which marker shows a stream finished cleanly; a
-stream that ends without that marker is ended with the dialect's error event.
+Streams are relayed as they arrive (no re-buffering); their bodies (completeness, breaks,
+continuation) are streaming.py's. Each dialect supplies how to encode canonical events and how
+to frame an error. A stream's response (`SSEResponse`) runs one `Watchdog` (policy/streams.py):
+the stream's total deadline, and a client that stopped reading.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
 from serving.gateway import canonical as c
-from serving.gateway.errors import GatewayError, UpstreamError
-from serving.gateway.sse import SSEDecoder
+from serving.gateway.errors import GatewayError
+from serving.gateway.policy.streams import Watchdog, overrun
+from serving.gateway.streaming import End, event_body, raw_body
 from serving.gateway.upstreams.base import EventStream, RawStream
 
 if TYPE_CHECKING:
@@ -31,54 +35,13 @@ log = logging.getLogger("serving.gateway.relay")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-# Updates the running usage from one decoded stream event that mentions usage.
-UsageReader = Callable[[dict[str, Any], c.Usage], None]
-
-
 @dataclass(slots=True)
 class StreamGrammar:
-    """What a dialect contributes to relaying a stream."""
+    """What a client dialect contributes to relaying a stream: its in-stream error frame. (How
+    an upstream's frames read is that dialect's grammar, frames.py; it travels with each
+    RawStream.)"""
 
-    done_marker: bytes  # present in a same-dialect stream that finished cleanly
     error_frame: Callable[[Exception], bytes]
-    read_usage: UsageReader | None = None
-    usage_key: str = '"usage"'  # only events whose data contain this are parsed
-
-
-class UsageTap:
-    """Reads usage out of relayed bytes for metrics and cost, without touching what is sent:
-    frames are split as they pass, and only the few that mention usage are parsed."""
-
-    __slots__ = ("_decoder", "_grammar", "seen", "usage")
-
-    def __init__(self, grammar: StreamGrammar) -> None:
-        self._decoder = SSEDecoder()
-        self._grammar = grammar
-        self.usage = c.Usage()
-        self.seen = False
-
-    def feed(self, chunk: bytes) -> None:
-        read = self._grammar.read_usage
-        if read is None:
-            return
-        try:
-            events = self._decoder.feed(chunk)
-        except UnicodeDecodeError:
-            # Relayed untouched all the same; only the usage of this stream goes uncounted.
-            log.debug("relayed stream frame is not UTF-8; usage not counted from here on")
-            self._grammar = StreamGrammar(self._grammar.done_marker, self._grammar.error_frame)
-            return
-        for event in events:
-            if self._grammar.usage_key not in event.data:
-                continue
-            try:
-                data = json.loads(event.data)
-            except ValueError:
-                log.debug("relayed stream event with usage is not JSON; usage not counted")
-                continue
-            if isinstance(data, dict):
-                read(data, self.usage)
-                self.seen = True
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -109,70 +72,145 @@ async def _closed(close: Callable[[], Awaitable[None]]) -> None:
         await close()
 
 
+class SSEResponse(StreamingResponse):
+    """A streaming response whose writes the stream's `Watchdog` watches: a write that waits
+    `server.client_idle` seconds (a client that stopped reading) abandons the response, which
+    closes the body and so the upstream stream. The server then drops the connection (uvicorn
+    logs that the response was not completed)."""
+
+    def __init__(self, body: AsyncIterator[bytes], watch: Watchdog, **kw: Any) -> None:
+        super().__init__(body, **kw)
+        self.watch = watch
+
+    async def stream_response(self, send: Send) -> None:
+        watch = self.watch
+        watch.start()
+        try:
+            watch.writing()  # the head is a write too: the deadline never cancels a send
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            watch.written()
+            async for chunk in self.body_iterator:
+                watch.writing()
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                watch.written()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not watch.take("client_idle"):
+                raise
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            watch.stop()
+
+
+def _ended(record: RequestRecord, end: End, watch: Watchdog) -> None:
+    """What the request's one metric and log line say about how its stream ended."""
+    if end.error is not None:
+        record.failed(end.error, end.status)
+    record.usage = end.usage
+    if watch.fired is not None and record.metrics is not None:
+        record.metrics.streams_ended.labels(record.route, watch.fired).inc()
+    if watch.fired == "client_idle":
+        record.disconnected = True
+        record.error = "ClientIdle"
+
+
 def relay_raw(
-    result: RawStream, grammar: StreamGrammar, record: RequestRecord, headers: dict[str, str]
+    outcome: Outcome,
+    result: RawStream,
+    grammar: StreamGrammar,
+    record: RequestRecord,
+    headers: dict[str, str],
+    idle: float,
 ) -> Response:
-    """A same-dialect stream, relayed as it arrives; a cut is ended with the dialect's error."""
+    """A same-dialect stream, relayed as it arrives: well-formed frames byte for byte; a break
+    is continued on the chain or ended with the dialect's error event (streaming.py)."""
+    watch = Watchdog(outcome.deadline, idle)
 
     async def body() -> AsyncIterator[bytes]:
-        marker = grammar.done_marker
-        finished = marker in result.first
-        # the marker may straddle two network chunks: keep the bytes that could start it
-        tail = result.first[-(len(marker) - 1) :]
-        tap = UsageTap(grammar)
-        tap.feed(result.first)
+        end = End(comments=record.dialect != "gemini", watch=watch)
         try:
             record.first_byte()
-            yield result.first
-            async for chunk in result.rest:
-                if not finished:
-                    finished = marker in tail + chunk
-                    tail = (tail + chunk)[-(len(marker) - 1) :]
-                tap.feed(chunk)
-                yield chunk
-            if not finished:
-                raise UpstreamError("upstream stream ended before it finished", reason="stream")
-        except GatewayError as exc:
-            record.failed(exc, exc.status)
-            log.warning("stream from %s broke: %s", record.target, exc)
+            async with aclosing(raw_body(outcome, result, grammar.error_frame, end)) as parts:
+                async for out in parts:
+                    yield out
+        except GatewayError as exc:  # a failure while continuing, past every safety net
+            end.fail(exc)
             yield grammar.error_frame(exc)
-        except (asyncio.CancelledError, GeneratorExit):
-            record.disconnected = True  # the client went away mid-stream
+        except asyncio.CancelledError:
+            if not watch.take("deadline"):
+                record.disconnected = True  # the client went away mid-stream
+                raise
+            late = _overrun(outcome)
+            result.on_break()
+            end.fail(late)
+            yield grammar.error_frame(late)
+        except GeneratorExit:
+            record.disconnected = True
             raise
         finally:
             await _closed(result.aclose)
-            record.usage = tap.usage if tap.seen else None
+            _ended(record, end, watch)
 
-    return StreamingResponse(
-        body(), headers={**SSE_HEADERS, **headers}, media_type=result.content_type
+    return SSEResponse(
+        body(), watch, headers=stream_headers(outcome, headers), media_type=result.content_type
     )
 
 
 def relay_events(
+    outcome: Outcome,
     events: EventStream,
     encode: Callable[[c.StreamEvent], bytes],
     record: RequestRecord,
     headers: dict[str, str],
+    idle: float,
 ) -> Response:
-    """Canonical events, encoded into the client's grammar as they arrive."""
+    """Canonical events, encoded into the client's dialect as they arrive."""
+    watch = Watchdog(outcome.deadline, idle)
 
     async def body() -> AsyncIterator[bytes]:
+        end = End(comments=record.dialect != "gemini", watch=watch)
         try:
-            async for event in events:
-                if isinstance(event, c.Finish):
-                    record.usage = event.usage
-                elif isinstance(event, c.Failure):
-                    status = getattr(event.error, "status", 500)
-                    record.failed(event.error, status if isinstance(status, int) else 500)
-                    log.warning("stream from %s broke: %s", record.target, event.error)
-                record.first_byte()
-                yield encode(event)
-        except (asyncio.CancelledError, GeneratorExit):
-            record.disconnected = True  # the client went away mid-stream
+            record.first_byte()
+            async with aclosing(event_body(outcome, events, encode, end)) as parts:
+                async for out in parts:
+                    yield out
+        except asyncio.CancelledError:
+            if not watch.take("deadline"):
+                record.disconnected = True  # the client went away mid-stream
+                raise
+            late = _overrun(outcome)
+            events.on_break()
+            end.fail(late)
+            yield encode(c.Failure(late))
+        except GeneratorExit:
+            record.disconnected = True
             raise
         finally:
             await _closed(events.aclose)
+            _ended(record, end, watch)
 
-    return StreamingResponse(
-        body(), headers={**SSE_HEADERS, **headers}, media_type="text/event-stream"
+    return SSEResponse(
+        body(), watch, headers=stream_headers(outcome, headers), media_type="text/event-stream"
     )
+
+
+def _overrun(outcome: Outcome) -> GatewayError:
+    log.warning("stream from %s passed its total time; ended", outcome.target.label)
+    return overrun(outcome.target.upstream)
+
+
+def stream_headers(outcome: Outcome, headers: dict[str, str]) -> dict[str, str]:
+    out = {**SSE_HEADERS, **headers}
+    if outcome.continuer is not None:
+        # Sent before anything can break: should it, the answer may be continued by the next
+        # target, and its final usage then sums every part.
+        out["x-serving-continuation"] = "prefill; usage=summed"
+    return out

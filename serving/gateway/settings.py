@@ -56,12 +56,20 @@ class _Strict(BaseModel):
 
 
 class Timeouts(_Strict):
-    """Seconds. `first_byte` bounds the wait for response headers (and the first stream event)."""
+    """Seconds. `first_byte` bounds the wait for response headers; `first_token` the wait for a
+    stream's first content (text, a tool call, a refusal; a role-only opening chunk does not
+    count), from the request's start, and defaults to `first_byte`. Passing either moves the
+    chain on, before the client has seen a byte."""
 
     connect: float = Field(default=5.0, gt=0)
     first_byte: float = Field(default=60.0, gt=0)
+    first_token: float | None = Field(default=None, gt=0)
     total: float = Field(default=600.0, gt=0)
     stream_idle: float = Field(default=60.0, gt=0)
+
+    @property
+    def first_token_limit(self) -> float:
+        return self.first_token if self.first_token is not None else self.first_byte
 
 
 class Retry(_Strict):
@@ -200,6 +208,9 @@ class Target(_Strict):
     model: str
     context_window: int | None = Field(default=None, gt=0)
     price: Price | None = None  # overrides the price table for this target (hosted only)
+    # Whether this target can continue another target's broken stream from an assistant
+    # prefill; None: the dialect's default (policy/continuation.py).
+    continuation: Literal["prefill", "none"] | None = None
 
     @property
     def label(self) -> str:
@@ -219,6 +230,16 @@ class Escalate(_Strict):
     tools: bool = False
 
 
+class Continuation(_Strict):
+    """Mid-stream continuation on the next target when a stream breaks after content was sent."""
+
+    enabled: bool = True
+    max_continuations: int = Field(default=1, ge=0, le=5)
+    # Seconds for the whole answer, continuations included, from the request's start; default:
+    # the first target's `timeouts.total`.
+    deadline: float | None = Field(default=None, gt=0)
+
+
 class Route(_Strict):
     """A model name clients ask for, its aliases, and the ordered chain that serves it."""
 
@@ -226,6 +247,7 @@ class Route(_Strict):
     aliases: list[str] = Field(default_factory=list)
     targets: list[Target] = Field(min_length=1)
     escalate: Escalate | None = None
+    continuation: Continuation = Continuation()
 
 
 def read_secret(env: str | None, file: str | None) -> str | None:
@@ -305,6 +327,9 @@ class Server(_Strict):
     max_in_flight: int = Field(default=4096, ge=1)
     overload_retry_after: float = Field(default=1.0, gt=0)
     drain: Drain = Drain()
+    # Seconds a streamed answer waits on a client that stopped reading (its socket full) before
+    # the gateway drops the connection and releases the upstream stream (#13).
+    client_idle: float = Field(default=60.0, gt=0)
 
 
 class Policy(_Strict):

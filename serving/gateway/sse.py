@@ -1,13 +1,14 @@
-"""Server-sent events: an incremental decoder for upstream streams and the frame encoders.
+"""Server-sent events: the frame encoders, and a text view of the frame pipeline's decoding.
 
-The decoder works on raw byte chunks as they arrive (no re-buffering of whole responses) and
-yields one `SSEEvent` per blank-line-terminated frame.
+Decoding lives in frames.py (one splitter and parser for every stream); `SSEDecoder` gives the
+same frames as text, for callers that read whole SSE bodies (tests, tools).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+from serving.gateway.frames import parse_frame, split_frames
 
 
 @dataclass(slots=True)
@@ -25,53 +26,19 @@ class SSEDecoder:
         self._buf = b""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buf += chunk
-        if b"\r" in self._buf:
-            self._buf = self._buf.replace(b"\r\n", b"\n")
-        events: list[SSEEvent] = []
-        while True:
-            end = self._buf.find(b"\n\n")
-            if end < 0:
-                return events
-            frame, self._buf = self._buf[:end], self._buf[end + 2 :]
-            event = _parse_frame(frame.decode("utf-8"))
-            if event is not None:
-                events.append(event)
+        raws, self._buf = split_frames(self._buf + chunk)
+        return [event for raw in raws if (event := _text(raw)) is not None]
 
     def flush(self) -> list[SSEEvent]:
         """The last frame when a stream ends without the final blank line."""
         rest, self._buf = self._buf.strip(), b""
-        if not rest:
-            return []
-        event = _parse_frame(rest.decode("utf-8"))
+        event = _text(rest) if rest else None
         return [event] if event is not None else []
 
 
-def _parse_frame(frame: str) -> SSEEvent | None:
-    name: str | None = None
-    data: list[str] = []
-    for line in frame.split("\n"):
-        if not line or line.startswith(":"):
-            continue
-        key, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if key == "data":
-            data.append(value)
-        elif key == "event":
-            name = value
-    if not data and name is None:
-        return None
-    return SSEEvent(name, "\n".join(data))
-
-
-async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
-    decoder = SSEDecoder()
-    async for chunk in chunks:
-        for event in decoder.feed(chunk):
-            yield event
-    for event in decoder.flush():
-        yield event
+def _text(raw: bytes) -> SSEEvent | None:
+    frame = parse_frame(raw)
+    return None if frame is None else SSEEvent(frame.event, frame.data.decode("utf-8"))
 
 
 def data_frame(payload: str) -> bytes:

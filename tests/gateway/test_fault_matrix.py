@@ -84,6 +84,11 @@ def config(primary: str, backup: str, reset: str, dead: int) -> dict[str, Any]:
         ],
         "routes": [
             {"model": "chat", "targets": chain("primary")},
+            {  # a break mid-answer ends the stream (test_stream_continuation.py: continued)
+                "model": "chat-whole",
+                "targets": chain("primary"),
+                "continuation": {"enabled": False},
+            },
             {"model": "refused-chat", "targets": chain("refused")},
             {"model": "reset-chat", "targets": chain("reset")},
             {"model": "solo", "targets": [{"upstream": "primary", "model": "m"}]},
@@ -313,19 +318,19 @@ def test_mid_stream_failure_reaches_the_client_as_an_error(
         if dialect == "openai":
             oc = openai.OpenAI(base_url=matrix.url + "/v1", api_key="k", max_retries=0)
             for chunk in oc.chat.completions.create(
-                model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+                model="chat-whole", messages=[{"role": "user", "content": "hi"}], stream=True
             ):
                 received += [chunk.choices[0].delta.content or ""] if chunk.choices else []
         else:
             ac = anthropic.Anthropic(base_url=matrix.url, api_key="k", max_retries=0)
             with ac.messages.stream(
-                model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+                model="chat-whole", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
             ) as s:
                 for text in s.text_stream:
                     received.append(text)
     assert "stream" in str(info.value) or "upstream" in str(info.value)
     assert "".join(received).startswith("one ")  # the failure came after the first byte
-    assert not matrix.backup.requests  # no failover after the first byte
+    assert not matrix.backup.requests  # continuation is off: no failover after the first byte
 
 
 @pytest.mark.parametrize(("dialect", "stream"), DIALECTS, ids=IDS)

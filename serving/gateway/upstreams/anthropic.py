@@ -12,7 +12,8 @@ from typing import Any
 from serving.gateway import canonical as c
 from serving.gateway.dialects.anthropic import stream as ant_stream
 from serving.gateway.dialects.anthropic import translate as ant
-from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream, prime
+from serving.gateway.dialects.anthropic.grammar import AnthropicGrammar
+from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
 from serving.gateway.upstreams.http import HTTPUpstream, dumps, with_model
 
 API_VERSION = "2023-06-01"
@@ -35,10 +36,11 @@ class AnthropicClient(HTTPUpstream):
 
     async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
         body = dumps({**ant.request_from_canonical(req, model), "stream": True}).encode()
-        return await prime(self.sse_events("/messages", body, ant_stream.EventDecoder()))
+        return await self.primed(self.sse_events("/messages", body, ant_stream.EventDecoder()))
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
-        return await self.relay(call.path, with_model(call, model), call.stream)
+        body = with_model(call, model)
+        return await self.relay(call.path, body, call.stream, AnthropicGrammar())
 
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
         return ant.usage_to_canonical(body.get("usage"))
@@ -47,9 +49,6 @@ class AnthropicClient(HTTPUpstream):
         if url_path.endswith("/count_tokens"):
             return isinstance(body.get("input_tokens"), int)
         return body.get("type") == "message" and isinstance(body.get("content"), list)
-
-    def frame_ok(self, data: dict[str, Any]) -> bool:
-        return isinstance(data.get("type"), str) and data["type"] != "error"
 
     async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
         body = ant.count_request_from_canonical(req, model)

@@ -3,16 +3,17 @@ events; forward a same-dialect body untouched; report readiness; close.
 
 The public methods are the boundary: each runs a subclass's hook inside
 `map_upstream_errors` (boundary.py), so every failure leaves an upstream client as a
-`GatewayError`, whatever raised it; a stream is returned only once its first event has arrived,
-so failover can still happen before the client sees a byte, and its later failures are mapped
-too.
+`GatewayError`, whatever raised it; a stream is returned only once its first token has arrived
+(within `timeouts.first_token`), so failover can still happen before the client sees a byte,
+and its later failures are mapped too.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,10 @@ from serving.gateway.errors import (
     InvalidRequest,
     UpstreamAuthFailed,
     UpstreamError,
+    UpstreamTimeout,
     from_status,
 )
+from serving.gateway.frames import Pipeline
 from serving.gateway.redaction import redact
 from serving.gateway.settings import Upstream as UpstreamConfig
 from serving.gateway.upstreams.boundary import map_upstream_errors, mapped_bytes, mapped_events
@@ -54,16 +57,34 @@ class RawResponse:
 
 
 class RawStream:
-    """Relays upstream bytes as they come; `first` is already received."""
+    """Relays upstream bytes as they come; `first` (up to the first token) is already received
+    and read by `pipeline`, which reads the rest as it is relayed."""
 
-    def __init__(self, first: bytes, rest: AsyncIterator[bytes], response: httpx.Response) -> None:
+    def __init__(
+        self,
+        first: bytes,
+        rest: AsyncIterator[bytes],
+        response: httpx.Response,
+        pipeline: Pipeline,
+    ) -> None:
         self.first = first
         self.rest = rest
         self.response = response
+        self.pipeline = pipeline
         self.content_type = response.headers.get("content-type", "text/event-stream")
+        # Called when the relay finds the stream broken (a bad frame, no finish); the
+        # dispatcher points it at the target's circuit.
+        self.on_break: Callable[[], None] = _nothing
 
     async def aclose(self) -> None:
+        aclose = getattr(self.rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
         await self.response.aclose()
+
+
+def _nothing() -> None:
+    return None
 
 
 class EventStream:
@@ -72,6 +93,7 @@ class EventStream:
     def __init__(self, first: c.StreamEvent, rest: AsyncIterator[c.StreamEvent]) -> None:
         self.first = first
         self.rest = rest
+        self.on_break: Callable[[], None] = _nothing  # as for RawStream
 
     async def __aiter__(self) -> AsyncIterator[c.StreamEvent]:
         yield self.first
@@ -84,17 +106,53 @@ class EventStream:
             await aclose()
 
 
-async def prime(events: AsyncIterator[c.StreamEvent]) -> EventStream:
-    """Wait for the first event; an early failure raises so the chain can move on."""
+def is_first_token(event: c.StreamEvent) -> bool:
+    """Content, or the finish of an answer without any: what ends a stream's priming."""
+    if isinstance(event, c.BlockStart):
+        return event.kind == "tool_call"
+    return isinstance(event, c.TextDelta | c.ToolArgsDelta | c.Finish)
+
+
+async def prime(
+    events: AsyncIterator[c.StreamEvent], *, limit: float | None = None, name: str = ""
+) -> EventStream:
+    """Wait for the first token (the events before it are held back), within `limit` seconds;
+    an early failure raises so the chain can move on."""
+    held: list[c.StreamEvent] = []
     try:
-        first = await anext(events)
+        async with asyncio.timeout(limit):
+            while True:
+                event = await anext(events)
+                if isinstance(event, c.Failure):
+                    raise event.error
+                held.append(event)
+                if is_first_token(event):
+                    break
     except StopAsyncIteration as exc:
-        raise UpstreamError("upstream stream ended before any event") from exc
-    if isinstance(first, c.Failure):
+        raise UpstreamError(f"upstream {name!r} stream ended before any content") from exc
+    except TimeoutError as exc:
+        raise UpstreamTimeout(
+            f"upstream {name!r} sent no first token within {limit:g}s", upstream=name
+        ) from exc
+    except BaseException:
         with contextlib.suppress(RuntimeError):
             await events.aclose()  # type: ignore[attr-defined]
-        raise first.error
-    return EventStream(first, events)
+        raise
+    return EventStream(held[0], _chain(held[1:], events))
+
+
+async def _chain(
+    held: list[c.StreamEvent], events: AsyncIterator[c.StreamEvent]
+) -> AsyncIterator[c.StreamEvent]:
+    try:
+        for event in held:
+            yield event
+        async for event in events:
+            yield event
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class UpstreamClient(abc.ABC):
@@ -119,6 +177,13 @@ class UpstreamClient(abc.ABC):
         events.rest = mapped_events(events.rest, self.name)
         return events
 
+    async def continue_stream(self, req: c.ChatRequest, model: str) -> EventStream:
+        """Stream the rest of an answer whose start is `req`'s trailing assistant turn."""
+        with map_upstream_errors(self.name):
+            events = await self._continue_stream(req, model)
+        events.rest = mapped_events(events.rest, self.name)
+        return events
+
     async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
         with map_upstream_errors(self.name):
             result = await self._forward(call, model)
@@ -136,6 +201,11 @@ class UpstreamClient(abc.ABC):
 
     @abc.abstractmethod
     async def _stream(self, req: c.ChatRequest, model: str) -> EventStream: ...
+
+    async def _continue_stream(self, req: c.ChatRequest, model: str) -> EventStream:
+        """Continue the answer whose start is `req`'s trailing assistant turn (a prefill); a
+        dialect that continues such a turn natively (Anthropic, Gemini) just streams it."""
+        return await self._stream(req, model)
 
     @abc.abstractmethod
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream: ...

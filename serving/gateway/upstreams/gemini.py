@@ -12,7 +12,8 @@ from typing import Any
 from serving.gateway import canonical as c
 from serving.gateway.dialects.gemini import stream as gem_stream
 from serving.gateway.dialects.gemini import translate as gem
-from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream, prime
+from serving.gateway.dialects.gemini.grammar import GeminiGrammar
+from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
 from serving.gateway.upstreams.http import HTTPUpstream, dumps
 
 
@@ -30,12 +31,12 @@ class GeminiClient(HTTPUpstream):
     async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
         body = dumps(gem.request_from_canonical(req)).encode()
         path = f"/models/{model}:streamGenerateContent?alt=sse"
-        return await prime(self.sse_events(path, body, gem_stream.ChunkDecoder()))
+        return await self.primed(self.sse_events(path, body, gem_stream.ChunkDecoder()))
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
         method = call.path.rpartition(":")[2]
         path = f"/models/{model}:{method}" + (f"?{call.query}" if call.query else "")
-        return await self.relay(path, call.body, call.stream)
+        return await self.relay(path, call.body, call.stream, GeminiGrammar())
 
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
         return gem.usage_to_canonical(body.get("usageMetadata"))
@@ -44,11 +45,6 @@ class GeminiClient(HTTPUpstream):
         if url_path.endswith(":countTokens"):
             return isinstance(body.get("totalTokens"), int)
         return isinstance(body.get("candidates"), list) or "promptFeedback" in body
-
-    def frame_ok(self, data: dict[str, Any]) -> bool:
-        return "error" not in data and (
-            "candidates" in data or "usageMetadata" in data or "promptFeedback" in data
-        )
 
     async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
         """A whole generateContentRequest, so the system instruction and tools count too."""

@@ -1,6 +1,6 @@
-"""HTTP plumbing every upstream client shares: the endpoint pool, the first-byte and total
-timeouts, error mapping at the boundary, SSE decoding into canonical events, and the byte relay
-for same-dialect streams.
+"""HTTP plumbing every upstream client shares: the endpoint pool, the first-byte, first-token and
+total timeouts, error mapping at the boundary, SSE decoding into canonical events, and the byte
+relay for same-dialect streams (both through the frame pipeline, frames.py).
 
 A dialect's client only says which headers authenticate it, which paths it posts to and how its
 bodies translate; everything that can fail on the wire fails here, as a `GatewayError`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -19,14 +19,16 @@ import httpx
 from serving.gateway import canonical as c
 from serving.gateway.admission import UpstreamGate
 from serving.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from serving.gateway.frames import Grammar, OpaqueGrammar, Pipeline, StreamBroken, iter_frames
 from serving.gateway.settings import Upstream as UpstreamConfig
-from serving.gateway.sse import iter_events
 from serving.gateway.upstreams.base import (
+    EventStream,
     RawCall,
     RawResponse,
     RawStream,
     UpstreamClient,
     error_from_response,
+    prime,
 )
 from serving.gateway.upstreams.boundary import map_transport_error
 from serving.gateway.upstreams.health import PoolHealth
@@ -143,10 +145,10 @@ class HTTPUpstream(UpstreamClient):
         try:
             async with self._open(url_path, body) as response:
                 check_stream_type(response, self.name)
-                async for sse in iter_events(self._chunks(response)):
-                    if sse.data == "[DONE]":
+                async for frame in iter_frames(self._chunks(response)):
+                    if frame.data == b"[DONE]":
                         break
-                    for event in decoder.feed(decode_data(sse.data)):
+                    for event in decoder.feed(decode_data(frame.data)):
                         yield event
                         if isinstance(event, c.Failure):
                             return
@@ -156,6 +158,10 @@ class HTTPUpstream(UpstreamClient):
         for event in decoder.done():
             yield event
 
+    async def primed(self, events: AsyncIterator[c.StreamEvent]) -> EventStream:
+        """A canonical stream once its first token arrived, within `timeouts.first_token`."""
+        return await prime(events, limit=self._timeouts.first_token_limit, name=self.name)
+
     async def _chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
         try:
             async for chunk in response.aiter_raw():
@@ -163,19 +169,27 @@ class HTTPUpstream(UpstreamClient):
         except httpx.HTTPError as exc:
             raise map_transport_error(exc, self.name) from exc
 
-    async def forward_stream(self, url_path: str, body: bytes) -> RawStream:
-        """Relay a same-dialect stream byte for byte, once its first chunk has arrived."""
+    async def forward_stream(self, url_path: str, body: bytes, grammar: Grammar) -> RawStream:
+        """Relay a same-dialect stream byte for byte, once its first token has arrived (within
+        `timeouts.first_token` of the request's start); what came before it is held back, so
+        a stream that stalls, breaks or is garbled before its first token can still fail over."""
+        limit = self._timeouts.first_token_limit
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         cm = self._open(url_path, body)
         response = await cm.__aenter__()
+        pipeline = Pipeline(grammar)
         try:
             check_stream_type(response, self.name)
             chunks = self._chunks(response)
-            first = await anext(chunks)
-            check_first_frame(first, self.name, self.frame_ok)
+            first = await self._first_token(chunks, pipeline, limit - (loop.time() - started))
         except BaseException as exc:
             await cm.__aexit__(type(exc), exc, exc.__traceback__)
-            if isinstance(exc, StopAsyncIteration):
-                raise UpstreamError(f"upstream {self.name!r} sent an empty stream") from exc
+            if isinstance(exc, TimeoutError):
+                raise UpstreamTimeout(
+                    f"upstream {self.name!r} sent no first token within {limit:g}s",
+                    upstream=self.name,
+                ) from exc
             raise
 
         async def rest() -> AsyncIterator[bytes]:
@@ -185,10 +199,34 @@ class HTTPUpstream(UpstreamClient):
             finally:
                 await cm.__aexit__(None, None, None)
 
-        return RawStream(first, rest(), response)
+        return RawStream(first, rest(), response, pipeline)
 
-    async def relay(self, url_path: str, body: bytes, stream: bool) -> RawResponse | RawStream:
-        """A same-dialect call: the answer's bytes, or its stream, as the upstream sent them."""
+    async def _first_token(
+        self, chunks: AsyncIterator[bytes], pipeline: Pipeline, limit: float
+    ) -> bytes:
+        """The stream's bytes up to and including its first content (or its finish)."""
+        grammar = pipeline.grammar
+        held: list[bytes] = []
+        async with asyncio.timeout(max(limit, 0.0)):
+            async for chunk in chunks:
+                out, failure = pipeline.push(chunk)
+                if failure is not None:
+                    raise failure
+                held.append(out)
+                if grammar.content or grammar.finished:
+                    return b"".join(held)
+        out, failure = pipeline.close()
+        if failure is not None:
+            raise failure
+        if not grammar.finished:
+            raise UpstreamError(f"upstream {self.name!r} stream ended before any content")
+        return b"".join(held) + out
+
+    async def relay(
+        self, url_path: str, body: bytes, stream: bool, grammar: Grammar | None = None
+    ) -> RawResponse | RawStream:
+        """A same-dialect call: the answer's bytes, or its stream, as the upstream sent them
+        (read by `grammar`, the dialect's; an endpoint without one is relayed opaquely)."""
         if not stream:
             raw, parsed, ctype = await self.post_json(url_path, body)
             if not self.answer_ok(url_path, parsed):
@@ -198,15 +236,11 @@ class HTTPUpstream(UpstreamClient):
                     upstream=self.name,
                 )
             return RawResponse(200, raw, ctype, self.usage_of(parsed))
-        return await self.forward_stream(url_path, body)
+        return await self.forward_stream(url_path, body, grammar or OpaqueGrammar())
 
     def answer_ok(self, url_path: str, body: dict[str, Any]) -> bool:
         """Whether a same-dialect answer has its endpoint's shape: a few key lookups, so a
         garbled answer fails over instead of reaching the client. Dialects override it."""
-        return True
-
-    def frame_ok(self, data: dict[str, Any]) -> bool:
-        """Whether a relayed stream's first event is content, not an error or garbage."""
         return True
 
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
@@ -243,43 +277,15 @@ def check_stream_type(response: httpx.Response, name: str) -> None:
         raise UpstreamError(f"upstream {name!r} answered a stream request with {ctype!r}")
 
 
-def check_first_frame(
-    first: bytes, name: str, frame_ok: Callable[[dict[str, Any]], bool] | None = None
-) -> None:
-    """A relayed stream's first frame must carry a JSON object the dialect accepts as content
-    (or `[DONE]`): this is the last moment a garbled stream, or one that opens with an error
-    event, can still fail over instead of reaching the client. Only a complete first frame is
-    checked, and only its `data:` lines; later frames are relayed as they come."""
-    end = first.find(b"\n\n")
-    if end < 0:
-        end = first.find(b"\r\n\r\n")
-    if end < 0:
-        return
-    data = [line[5:].strip() for line in first[:end].splitlines() if line.startswith(b"data:")]
-    payload = b"\n".join(data)
-    if not payload or payload == b"[DONE]":
-        return
-    try:
-        data = json.loads(payload)
-    except ValueError as exc:  # UnicodeDecodeError included: the frame is not UTF-8
-        raise UpstreamError(
-            f"upstream {name!r} sent malformed stream data", reason="decode", upstream=name
-        ) from exc
-    if not isinstance(data, dict) or (frame_ok is not None and not frame_ok(data)):
-        raise UpstreamError(
-            f"upstream {name!r} opened its stream with an error or an unexpected event",
-            reason="stream",
-            upstream=name,
-        )
-
-
-def decode_data(data: str) -> dict[str, Any]:
+def decode_data(data: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise UpstreamError(f"upstream sent malformed stream data: {data[:80]!r}") from exc
+    except ValueError as exc:
+        raise StreamBroken(
+            f"upstream sent malformed stream data: {data[:80]!r}", "malformed"
+        ) from exc
     if not isinstance(obj, dict):
-        raise UpstreamError("upstream sent a stream chunk that is not an object")
+        raise StreamBroken("upstream sent a stream chunk that is not an object", "malformed")
     return obj
 
 

@@ -6,12 +6,14 @@ at the server root beside it.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from serving.gateway import canonical as c
 from serving.gateway.dialects.openai import stream as oai_stream
 from serving.gateway.dialects.openai import translate as oai
-from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream, prime
+from serving.gateway.dialects.openai.grammar import OpenAIGrammar
+from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
 from serving.gateway.upstreams.http import HTTPUpstream, with_model
 
 
@@ -26,16 +28,31 @@ class OpenAICompatClient(HTTPUpstream):
         return oai.response_to_canonical(parsed)
 
     async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
-        full = oai.request_from_canonical(req, model)
+        return await self.primed(self._chat_events(req, model, {}))
+
+    async def _continue_stream(self, req: c.ChatRequest, model: str) -> EventStream:
+        """vLLM continues the trailing assistant message instead of starting a new turn."""
+        extra = {"continue_final_message": True, "add_generation_prompt": False}
+        return await self.primed(self._chat_events(req, model, extra))
+
+    def _chat_events(
+        self, req: c.ChatRequest, model: str, extra: dict[str, Any]
+    ) -> AsyncIterator[c.StreamEvent]:
+        full = oai.request_from_canonical(req, model) | extra
         if self.locality == "local":
             # vLLM's extension: usage in every chunk, so the prompt's size is known at the first
             # (an Anthropic client's `message_start` carries it). Hosted OpenAI would refuse it.
             full["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
         body = oai.dumps(full).encode()
-        return await prime(self.sse_events("/chat/completions", body, oai_stream.ChunkDecoder()))
+        return self.sse_events("/chat/completions", body, oai_stream.ChunkDecoder())
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
-        return await self.relay(call.path, with_model(call, model), call.stream)
+        grammar = None  # another endpoint's stream (e.g. /responses): relayed opaquely
+        if call.path.endswith("completions"):  # chat.completion.chunk / text_completion
+            options = call.parsed.get("stream_options")
+            include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            grammar = OpenAIGrammar(include_usage=include_usage)
+        return await self.relay(call.path, with_model(call, model), call.stream, grammar)
 
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
         return oai.usage_to_canonical(body.get("usage"))
@@ -49,9 +66,6 @@ class OpenAICompatClient(HTTPUpstream):
         return not url_path.endswith("/chat/completions") or isinstance(
             choices[0].get("message"), dict
         )
-
-    def frame_ok(self, data: dict[str, Any]) -> bool:
-        return "error" not in data and isinstance(data.get("choices"), list)
 
     async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
         """vLLM's /tokenize renders the served model's own chat template and counts its tokens."""

@@ -37,7 +37,7 @@ def render_error(exc: GatewayError, request_id: str) -> Response:
 
 DIALECT = DialectAdapter(
     "anthropic",
-    StreamGrammar(b"message_stop", s.error_event, read_usage=s.read_usage),
+    StreamGrammar(s.error_event),
     render_error,
 )
 

@@ -20,7 +20,8 @@ from serving.gateway.dialects.anthropic.translate import (
     tool_use_id,
     usage_to_canonical,
 )
-from serving.gateway.errors import GatewayError, Saturated, UpstreamError
+from serving.gateway.errors import GatewayError, Saturated
+from serving.gateway.frames import StreamBroken
 from serving.gateway.sse import named_frame
 
 
@@ -39,10 +40,10 @@ def _args_delta(index: int, partial: str) -> bytes:
 
 
 class EventEncoder:
-    def __init__(self, model: str, *, input_tokens: int = 0) -> None:
+    def __init__(self, model: str, *, input_tokens: int = 0, started: bool = False) -> None:
         self._model = model
         self._input_tokens = input_tokens
-        self._pinged = False
+        self._pinged = started  # continuing a relayed stream: its start and ping were sent
         self._open: int | None = None
         # Tool arguments that do not open with `{` are held to the block's end and sent as the
         # same object a whole answer carries (`parse_args`): a bare value is no `input`.
@@ -202,7 +203,7 @@ class EventDecoder:
         if kind == "error":
             err = event.get("error") or {}
             message = err.get("message", "upstream stream error")
-            return [c.Failure(UpstreamError(f"upstream stream error: {message}"))]
+            return [c.Failure(StreamBroken(f"upstream stream error: {message}", "error"))]
         return []  # ping and unknown events are ignored, as the SDK does
 
     def _block_start(self, event: dict[str, Any]) -> list[c.StreamEvent]:
@@ -235,24 +236,13 @@ class EventDecoder:
             self._usage.cached_input_tokens = merged.cached_input_tokens
 
     def done(self) -> list[c.StreamEvent]:
+        """The stream closed: complete if its finish (a stop reason) came, with or without
+        `message_stop`."""
         if self.finished:
             return []
-        return [c.Failure(UpstreamError("upstream stream ended before message_stop"))]
-
-
-def read_usage(event: dict[str, Any], usage: c.Usage) -> None:
-    """Usage from a relayed Messages stream: input in `message_start`, cumulative counts in
-    `message_delta` (the last one wins)."""
-    if event.get("type") == "message_start":
-        found = usage_to_canonical((event.get("message") or {}).get("usage"))
-        usage.input_tokens = found.input_tokens
-        usage.cached_input_tokens = found.cached_input_tokens
-        usage.output_tokens = found.output_tokens
-    elif event.get("type") == "message_delta":
-        delta = event.get("usage") or {}
-        if delta.get("output_tokens") is not None:
-            usage.output_tokens = int(delta["output_tokens"])
-        if delta.get("input_tokens") is not None:
-            found = usage_to_canonical(delta)
-            usage.input_tokens = found.input_tokens
-            usage.cached_input_tokens = found.cached_input_tokens
+        if self._stop is not None:
+            self.finished = True
+            return [c.Finish(self._stop, self._usage)]
+        return [
+            c.Failure(StreamBroken("upstream stream ended before its stop reason", "unfinished"))
+        ]

@@ -32,9 +32,7 @@ def render_error(exc: GatewayError, request_id: str) -> Response:
 
 DIALECT = DialectAdapter(
     "gemini",
-    StreamGrammar(
-        s.DONE_MARKER, s.error_frame, read_usage=s.read_usage, usage_key='"usageMetadata"'
-    ),
+    StreamGrammar(s.error_frame),
     render_error,
 )
 

@@ -22,11 +22,9 @@ from serving.gateway.dialects.gemini.translate import (
     usage_out,
     usage_to_canonical,
 )
-from serving.gateway.errors import GatewayError, Overloaded, UpstreamError
+from serving.gateway.errors import GatewayError, Overloaded
+from serving.gateway.frames import StreamBroken
 from serving.gateway.sse import data_frame
-
-# The bytes every clean Gemini stream carries in its last chunk (see the relay's done marker).
-DONE_MARKER = b'"finishReason"'
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -70,6 +68,11 @@ class ChunkEncoder:
         self._id = ""
         self._input_tokens = 0
         self._calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, fragments
+
+    def resume(self, response_id: str, input_tokens: int) -> None:
+        """Continue a relayed stream under its response id, as the client saw it."""
+        self._id = response_id
+        self._input_tokens = input_tokens
 
     def _chunk(self, parts: list[dict[str, Any]], finish: c.Finish | None = None) -> bytes:
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
@@ -128,7 +131,8 @@ class ChunkDecoder:
         if "error" in chunk:
             err = chunk["error"]
             message = err.get("message", "upstream error") if isinstance(err, dict) else str(err)
-            return [*self._close(), c.Failure(UpstreamError(f"upstream stream error: {message}"))]
+            failure = c.Failure(StreamBroken(f"upstream stream error: {message}", "error"))
+            return [*self._close(), failure]  # a continuation opens the next block
         events: list[c.StreamEvent] = []
         if chunk.get("usageMetadata"):
             self._usage = usage_to_canonical(chunk["usageMetadata"])
@@ -180,16 +184,9 @@ class ChunkDecoder:
     def done(self) -> list[c.StreamEvent]:
         events = self._close()
         if self._reason is None:
-            events.append(c.Failure(UpstreamError("upstream stream ended before a finishReason")))
+            events.append(
+                c.Failure(StreamBroken("upstream stream ended before a finishReason", "unfinished"))
+            )
         else:
             events.append(c.Finish(stop_from_finish(self._reason, self._called), self._usage))
         return events
-
-
-def read_usage(event: dict[str, Any], usage: c.Usage) -> None:
-    """Usage from a relayed Gemini stream: each chunk may carry the running totals."""
-    if event.get("usageMetadata"):
-        found = usage_to_canonical(event["usageMetadata"])
-        usage.input_tokens = found.input_tokens
-        usage.output_tokens = found.output_tokens
-        usage.cached_input_tokens = found.cached_input_tokens

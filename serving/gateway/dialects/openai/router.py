@@ -43,9 +43,7 @@ def render_error(exc: GatewayError, request_id: str) -> Response:
     return json_response(body.model_dump(), exc.status, headers)
 
 
-DIALECT = DialectAdapter(
-    "openai", StreamGrammar(b"[DONE]", s.error_frame, read_usage=s.read_usage), render_error
-)
+DIALECT = DialectAdapter("openai", StreamGrammar(s.error_frame), render_error)
 
 
 def parse_chat(body: bytes, parsed: dict[str, Any]) -> Exchange:

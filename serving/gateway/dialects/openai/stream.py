@@ -18,7 +18,8 @@ from serving.gateway.dialects.openai.translate import (
     usage_out,
     usage_to_canonical,
 )
-from serving.gateway.errors import GatewayError, UpstreamError
+from serving.gateway.errors import GatewayError
+from serving.gateway.frames import StreamBroken
 from serving.gateway.sse import data_frame
 
 
@@ -57,7 +58,8 @@ class ChunkDecoder:
         if "error" in chunk:
             err = chunk["error"]
             message = err.get("message", "upstream error") if isinstance(err, dict) else str(err)
-            return [*self._close(), c.Failure(UpstreamError(f"upstream stream error: {message}"))]
+            failure = c.Failure(StreamBroken(f"upstream stream error: {message}", "error"))
+            return [*self._close(), failure]  # a continuation opens the next block
         events: list[c.StreamEvent] = []
         if chunk.get("usage"):
             self._usage = usage_to_canonical(chunk["usage"])
@@ -97,7 +99,9 @@ class ChunkDecoder:
         """`[DONE]` arrived, or the stream ended: finish cleanly only if a finish reason came."""
         events = self._close()
         if self._stop is None:
-            events.append(c.Failure(UpstreamError("upstream stream ended before it finished")))
+            events.append(
+                c.Failure(StreamBroken("upstream stream ended before it finished", "unfinished"))
+            )
         else:
             self.finished = True
             events.append(c.Finish(called_stop(self._stop, bool(self._tool_blocks)), self._usage))
@@ -113,6 +117,12 @@ class ChunkEncoder:
         self._id = "chatcmpl-"
         self._created = int(time.time())
         self._tool_index: dict[int, int] = {}  # canonical block index -> tool_calls index
+
+    def resume(self, chunk_id: str, created: int | None) -> None:
+        """Continue a relayed stream: its chunk id and timestamp, as the client saw them."""
+        self._id = chunk_id
+        if created is not None:
+            self._created = created
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         body = {
@@ -164,12 +174,3 @@ def error_frame(error: Exception) -> bytes:
     code = error.code if isinstance(error, GatewayError) else None  # a string or null
     body = {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
     return data_frame(dumps(body))
-
-
-def read_usage(event: dict[str, Any], usage: c.Usage) -> None:
-    """A relayed stream's usage chunk (`stream_options.include_usage`) for metrics and cost."""
-    if event.get("usage"):
-        found = usage_to_canonical(event["usage"])
-        usage.input_tokens = found.input_tokens
-        usage.output_tokens = found.output_tokens
-        usage.cached_input_tokens = found.cached_input_tokens
