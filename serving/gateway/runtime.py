@@ -12,6 +12,7 @@ import httpx
 from serving.gateway.dispatch import Dispatcher
 from serving.gateway.metrics import Metrics
 from serving.gateway.settings import Settings, Upstream
+from serving.gateway.state.factory import build_store
 from serving.gateway.upstreams.base import UpstreamClient
 from serving.gateway.upstreams.health import HealthChecker, PoolHealth
 from serving.gateway.upstreams.http import HTTPUpstream
@@ -65,6 +66,7 @@ class Gateway:
             private_keys=frozenset(k for k, private in keys.items() if private),
         )
         self.admin_key = settings.admin.read_key() if settings.admin.enabled else None
+        self.conversations = build_store(settings.state)  # Responses `store`
 
     async def start(self) -> None:
         """Start background work (pool health probes); called from the app's lifespan."""
@@ -79,6 +81,7 @@ class Gateway:
     async def aclose(self) -> None:
         await asyncio.gather(*(hc.stop() for hc in self.health_checkers.values()))
         await asyncio.gather(*(u.aclose() for u in self.upstreams.values()))
+        await self.conversations.aclose()
 
 
 def _health_checkers(
