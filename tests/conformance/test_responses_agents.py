@@ -4,7 +4,7 @@ whole and streamed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,9 +31,11 @@ def gw(tmp_path: Path) -> Iterator[ResponsesGateway]:
         yield g
 
 
-def run_config(gw: ResponsesGateway) -> RunConfig:
-    client = AsyncOpenAI(base_url=gw.url + "/v1", api_key="k", max_retries=0)
-    return RunConfig(model_provider=OpenAIProvider(openai_client=client), tracing_disabled=True)
+@pytest.fixture
+async def run_config(gw: ResponsesGateway) -> AsyncIterator[RunConfig]:
+    """The SDK's default model provider (OpenAIResponsesModel) on a client closed after use."""
+    async with AsyncOpenAI(base_url=gw.url + "/v1", api_key="k", max_retries=0) as client:
+        yield RunConfig(model_provider=OpenAIProvider(openai_client=client), tracing_disabled=True)
 
 
 def agent() -> Agent:
@@ -58,19 +60,19 @@ def _assert_tool_turn(gw: ResponsesGateway) -> None:
     ]
 
 
-async def test_agent_run_with_a_tool(gw: ResponsesGateway) -> None:
+async def test_agent_run_with_a_tool(gw: ResponsesGateway, run_config: RunConfig) -> None:
     CALLED.clear()
     gw.local.script(
         Reply.json(chat_completion(None, finish_reason="tool_calls", tool_calls=[TOOL_CALL])),
         Reply.json(chat_completion("It is sunny in Paris.")),
     )
-    result = await Runner.run(agent(), "Weather in Paris?", run_config=run_config(gw))
+    result = await Runner.run(agent(), "Weather in Paris?", run_config=run_config)
     assert result.final_output == "It is sunny in Paris."
     assert CALLED == ["Paris"]
     _assert_tool_turn(gw)
 
 
-async def test_agent_streamed_run_with_a_tool(gw: ResponsesGateway) -> None:
+async def test_agent_streamed_run_with_a_tool(gw: ResponsesGateway, run_config: RunConfig) -> None:
     CALLED.clear()
     gw.local.script(
         Reply.sse(
@@ -82,7 +84,7 @@ async def test_agent_streamed_run_with_a_tool(gw: ResponsesGateway) -> None:
         ),
         Reply.sse(chat_stream(("It is ", "sunny."))),
     )
-    result = Runner.run_streamed(agent(), "Weather in Paris?", run_config=run_config(gw))
+    result = Runner.run_streamed(agent(), "Weather in Paris?", run_config=run_config)
     kinds = [event.type async for event in result.stream_events()]
     assert "raw_response_event" in kinds and "run_item_stream_event" in kinds
     assert result.final_output == "It is sunny."

@@ -210,6 +210,6 @@ def test_three_turns_from_a_hosted_fake_to_the_engine(engine, tmp_path) -> None:
             assert [len(hosted.requests[i].json()["input"]) for i in (1, 2)] == [3, 5]
             items = list(c.responses.input_items.list(turns[2].id, order="asc"))
             assert [getattr(i, "role", None) for i in items] == ["user", "assistant"] * 2 + ["user"]
-            assert items[1].content[0].text == "The capital of France is Paris."  # type: ignore[union-attr]
+            assert items[1].content[0].text == "The capital of France is Paris."  # type: ignore[union-attr,index]
             assert turns[2].usage is not None and turns[1].usage is not None
             assert turns[2].usage.input_tokens > turns[1].usage.input_tokens  # the thread grew

@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from serving.gateway.state.store import StateStore, StateUnavailable
@@ -29,9 +30,16 @@ _PRUNE_EVERY = 256  # puts between deletions of expired records
 class SQLiteStore(StateStore):
     backend = "sqlite"
 
-    def __init__(self, path: Path, retention_seconds: float, max_record_bytes: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        retention_seconds: float,
+        max_record_bytes: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(retention_seconds, max_record_bytes)
         self.path = path
+        self._clock = clock
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._puts = 0
@@ -60,7 +68,7 @@ class SQLiteStore(StateStore):
             ) from exc
 
     async def _put(self, key: str, data: bytes) -> None:
-        now = time.time()
+        now = self._clock()
         await self._run(
             "INSERT OR REPLACE INTO responses (id, expires_at, data) VALUES (?, ?, ?)",
             key,
@@ -73,7 +81,7 @@ class SQLiteStore(StateStore):
 
     async def _get(self, key: str) -> bytes | None:
         rows = await self._run(
-            "SELECT data FROM responses WHERE id = ? AND expires_at >= ?", key, time.time()
+            "SELECT data FROM responses WHERE id = ? AND expires_at >= ?", key, self._clock()
         )
         if not rows:
             return None

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from serving.gateway.state import sqlite_store
 from serving.gateway.state.sqlite_store import SQLiteStore
 from serving.gateway.state.store import StoredResponse
 
@@ -28,10 +25,9 @@ async def test_round_trip_and_thread(tmp_path: Path) -> None:
         await store.aclose()
 
 
-async def test_expired_records_are_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_expired_records_are_gone(tmp_path: Path) -> None:
     now = [1000.0]
-    monkeypatch.setattr(sqlite_store.time, "time", lambda: now[0])
-    store = SQLiteStore(tmp_path / "s.sqlite3", 10, 1 << 20)
+    store = SQLiteStore(tmp_path / "s.sqlite3", 10, 1 << 20, clock=lambda: now[0])
     try:
         await store.put(record("resp_old"))
         now[0] += 9

@@ -97,7 +97,7 @@ def _fields(event: c.StreamEvent) -> list[Any]:
         return [event.stop.reason.value, usage.input_tokens, usage.output_tokens]
     if isinstance(event, c.Failure):
         return [str(event.error)]
-    return [getattr(event, f) for f in event.__slots__]  # type: ignore[attr-defined]
+    return [getattr(event, f) for f in event.__slots__]
 
 
 KINDS: golden.Kinds = {
