@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -20,6 +21,7 @@ from agents.models.openai_provider import OpenAIProvider
 from serving.gateway.app import create_app
 from serving.gateway.settings import parse_settings
 from tests.support.node import NODE_DIR, node_with_packages
+from tests.support.redis_server import redis_server
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.engine
@@ -58,8 +60,23 @@ def client(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=url + "/v1", api_key="local", max_retries=0, timeout=300)
 
 
-def test_create_is_forwarded_and_stored(gateway_url: str) -> None:
-    c = client(gateway_url)
+@pytest.fixture
+def c(gateway_url: str) -> Iterator[openai.OpenAI]:
+    with client(gateway_url) as oc:
+        yield oc
+
+
+@pytest.fixture
+async def config(gateway_url: str) -> AsyncIterator[RunConfig]:
+    """The Agents SDK's default model provider (OpenAIResponsesModel), on a closed-after client."""
+    from openai import AsyncOpenAI
+
+    url = gateway_url + "/v1"
+    async with AsyncOpenAI(base_url=url, api_key="local", max_retries=0, timeout=300) as oa:
+        yield RunConfig(model_provider=OpenAIProvider(openai_client=oa), tracing_disabled=True)
+
+
+def test_create_is_forwarded_and_stored(c: openai.OpenAI) -> None:
     raw = c.responses.with_raw_response.create(
         model=ROUTE, input=QUESTION, max_output_tokens=32, temperature=0
     )
@@ -71,8 +88,8 @@ def test_create_is_forwarded_and_stored(gateway_url: str) -> None:
     assert c.responses.retrieve(r.id).output_text == r.output_text
 
 
-def test_stream_is_relayed_in_order(gateway_url: str) -> None:
-    with client(gateway_url).responses.stream(
+def test_stream_is_relayed_in_order(c: openai.OpenAI) -> None:
+    with c.responses.stream(
         model=ROUTE, input=QUESTION, max_output_tokens=32, temperature=0
     ) as stream:
         types = [e.type for e in stream]
@@ -82,8 +99,7 @@ def test_stream_is_relayed_in_order(gateway_url: str) -> None:
     assert "Paris" in final.output_text
 
 
-def test_previous_response_id_sends_the_whole_thread(gateway_url: str) -> None:
-    c = client(gateway_url)
+def test_previous_response_id_sends_the_whole_thread(c: openai.OpenAI) -> None:
     first = c.responses.create(model=ROUTE, input=QUESTION, max_output_tokens=32, temperature=0)
     second = c.responses.create(
         model=ROUTE,
@@ -99,11 +115,7 @@ def test_previous_response_id_sends_the_whole_thread(gateway_url: str) -> None:
     assert second.usage.input_tokens > first.usage.input_tokens  # the thread was sent
 
 
-async def test_agents_sdk_default_model(gateway_url: str) -> None:
-    from openai import AsyncOpenAI
-
-    oa = AsyncOpenAI(base_url=gateway_url + "/v1", api_key="local", max_retries=0, timeout=300)
-    config = RunConfig(model_provider=OpenAIProvider(openai_client=oa), tracing_disabled=True)
+async def test_agents_sdk_default_model(config: RunConfig) -> None:
     agent = Agent(
         name="geo",
         instructions="Answer in one sentence.",
@@ -126,19 +138,16 @@ def test_vercel_ai_sdk(gateway_url: str, mode: str) -> None:
     assert seen["usage"]["outputTokens"] > 0
 
 
-async def test_agents_sdk_run_with_a_tool(gateway_url: str) -> None:
+async def test_agents_sdk_run_with_a_tool(config: RunConfig) -> None:
     """The 135M model rarely calls a tool well; what must hold is that a tool-bearing run
     completes through the engine's own Responses endpoint (tools forwarded untouched)."""
     from agents import function_tool
-    from openai import AsyncOpenAI
 
     @function_tool
     def capital_of(country: str) -> str:
         """The capital city of a country."""
         return "Paris" if "france" in country.lower() else "unknown"
 
-    oa = AsyncOpenAI(base_url=gateway_url + "/v1", api_key="local", max_retries=0, timeout=300)
-    config = RunConfig(model_provider=OpenAIProvider(openai_client=oa), tracing_disabled=True)
     agent = Agent(
         name="geo",
         instructions="Answer in one sentence.",
@@ -151,9 +160,19 @@ async def test_agents_sdk_run_with_a_tool(gateway_url: str) -> None:
     assert result.raw_responses and all(r.response_id for r in result.raw_responses)
 
 
-def test_three_turns_from_a_hosted_fake_to_the_engine(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["sqlite", "redis"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    if request.param == "sqlite":
+        yield {"backend": "sqlite", "sqlite_path": str(tmp_path / "state.sqlite3")}
+        return
+    with redis_server(tmp_path) as url:
+        yield {"backend": "redis", "redis_url": url}
+
+
+def test_three_turns_from_a_hosted_fake_to_the_engine(engine, state: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     """Turn 1 on a hosted Responses fake; it fails, and turns 2 and 3 are answered by the real
-    engine's /v1/responses with the whole thread from the gateway's store."""
+    engine's /v1/responses with the whole thread from the gateway's store (SQLite, then a real
+    redis-server)."""
     from tests.support.fake_upstream import FakeUpstream, Reply, openai_error
     from tests.support.responses_gateway import hosted_response
 
@@ -186,11 +205,10 @@ def test_three_turns_from_a_hosted_fake_to_the_engine(engine, tmp_path) -> None:
                     }
                 ],
                 "privacy": {"detect": False},
-                "state": {"sqlite_path": str(tmp_path / "state.sqlite3")},
+                "state": state,
             }
         )
-        with serve(create_app(settings)) as url:
-            c = client(url)
+        with serve(create_app(settings)) as url, client(url) as c:
             first = c.responses.create(model="chain", input=QUESTION)
             assert first.output_text == "The capital of France is Paris."
             hosted.script(openai_error(503, "hosted is down", "server_error"))

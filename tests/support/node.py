@@ -1,8 +1,13 @@
-"""node and the pinned JS packages of tests/conformance/node (installed with `npm ci` when
-node_modules is missing). Without node or npm the tests fail: they are part of the contract."""
+"""node and the pinned JS packages of tests/conformance/node, shared by every JS test module.
+
+The packages are installed with `npm ci` (exactly what package-lock.json pins) whenever one of
+package.json's dependencies is missing from node_modules, so a clone, or a checkout that
+gained a dependency since its last install, gets them before the first JS test. Without node or
+npm the tests fail: they are part of the contract."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,10 +24,19 @@ def _tool(name: str) -> str:
     return path
 
 
+def missing_packages() -> list[str]:
+    wanted = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]
+    modules = NODE_DIR / "node_modules"
+    return [name for name in wanted if not (modules / name / "package.json").is_file()]
+
+
 def node_with_packages() -> str:
     node, npm = _tool("node"), _tool("npm")
-    if not (NODE_DIR / "node_modules" / "ai").is_dir():
+    if missing_packages():
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, timeout=300
         )
+        still = missing_packages()
+        if still:
+            pytest.fail(f"npm ci left these packages missing: {', '.join(still)}")
     return node
