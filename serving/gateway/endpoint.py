@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -100,6 +101,7 @@ class Exchange:
     # response headers that depend on who served (e.g. what a translation could not carry)
     notes: Callable[[Outcome], Mapping[str, str]] | None = None
     keeper: Keeper | None = None
+    private: str | None = None  # why the body makes the request private (as the caller's mark)
 
 
 @dataclass(slots=True)
@@ -151,6 +153,8 @@ async def generate(request: Request, dialect: DialectAdapter, parse: Parse[Excha
     ex = await parse_client(parse, body, parsed)
     record.stream = ex.call.stream
     _route_label(record, gateway.dispatcher.route, ex.model)
+    if ex.private is not None and caller.private is None:
+        caller = dataclasses.replace(caller, private=ex.private)
     work = gateway.dispatcher.dispatch(dialect.name, ex.model, ex.call, ex.request, caller)
     outcome = await until_disconnected(request, record, work)
     record.served_by(outcome)

@@ -122,3 +122,25 @@ def test_records_over_the_size_limit_are_not_stored(tmp_path: Path) -> None:
         assert "max_record_bytes" in raw.headers["x-serving-store"]
         with pytest.raises(openai.NotFoundError):
             c.responses.retrieve(raw.parse().id)
+
+
+def test_a_private_conversation_stays_private_on_later_turns(tmp_path: Path) -> None:
+    """With `store_private`, a turn marked private is stored, and a later turn that continues it
+    without the mark still never reaches a hosted target: its thread carries turn 1."""
+    state = {"sqlite_path": str(tmp_path / "s.sqlite3"), "store_private": True}
+    with responses_gateway(state) as gw:
+        c = gw.client()
+        gw.local.script(Reply.json(chat_completion("Noted.")), Reply.json(chat_completion("Yes.")))
+        raw = c.responses.with_raw_response.create(
+            model="failover", input="my secret", extra_headers={"x-serving-private": "true"}
+        )
+        assert raw.headers["x-serving-target"] == "local/local-model"
+        first = raw.parse()
+        assert first.to_dict()["store"] is True
+        raw = c.responses.with_raw_response.create(
+            model="failover", input="go on", previous_response_id=first.id
+        )
+        assert raw.headers["x-serving-private"] == "true"
+        assert raw.headers["x-serving-target"] == "local/local-model"
+        assert "hosted/hosted-model:private" in raw.headers["x-serving-fallback"]
+        assert gw.hosted.requests == []

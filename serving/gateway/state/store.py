@@ -24,19 +24,22 @@ class StoredResponse:
     id: str
     response: dict[str, Any]  # the Response object, as returned to the client
     input_items: list[dict[str, Any]]  # the whole thread this turn was answered from
+    # The turn was private (stored under `state.store_private`): so is every later turn of the
+    # conversation, since its thread carries this one's content to whichever target serves it.
+    private: bool = False
 
     def thread(self) -> list[dict[str, Any]]:
         """The conversation so far, as the next turn's leading input items."""
         return [*self.input_items, *(self.response.get("output") or [])]
 
     def encode(self) -> bytes:
-        body = {"response": self.response, "input": self.input_items}
+        body = {"response": self.response, "input": self.input_items, "private": self.private}
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
     def decode(cls, key: str, data: bytes) -> StoredResponse:
         body = json.loads(data)
-        return cls(key, body["response"], body["input"])
+        return cls(key, body["response"], body["input"], bool(body.get("private", False)))
 
 
 class StateUnavailable(UpstreamUnavailable):

@@ -42,6 +42,8 @@ class Turn:
     parsed: dict[str, Any]
     thread: list[dict[str, Any]]  # earlier turns, then this request's input
     call: RawCall
+    private: bool = False  # continues a private conversation
+    served_private: bool = False  # set once served: the plan found this turn private
 
 
 async def open_turn(
@@ -62,7 +64,8 @@ async def open_turn(
     thread = [*prior.thread(), *own]
     sent = {k: v for k, v in parsed.items() if k != "previous_response_id"}
     sent["input"] = thread
-    return Turn(req, parsed, thread, RawCall("/responses", t.dumps(sent).encode(), sent, stream))
+    call = RawCall("/responses", t.dumps(sent).encode(), sent, stream)
+    return Turn(req, parsed, thread, call, private=prior.private)
 
 
 def store_decision(turn: Turn, outcome: Outcome, config: State) -> tuple[bool, str | None]:
@@ -86,7 +89,8 @@ async def save(
     if turn.req.previous_response_id and not response.get("previous_response_id"):
         response = {**response, "previous_response_id": turn.req.previous_response_id}
     try:
-        stored = await store.put(StoredResponse(response_id, response, turn.thread))
+        record = StoredResponse(response_id, response, turn.thread, turn.served_private)
+        stored = await store.put(record)
     except GatewayError as exc:
         log.warning("response %s not stored: %s", response_id, exc)
         headers[STORE_HEADER] = f"failed; {store.backend} unavailable"
@@ -180,6 +184,7 @@ class Conversation:
         return self._encoder.encode
 
     def served(self, outcome: Outcome, headers: dict[str, str]) -> None:
+        self.turn.served_private = outcome.private is not None
         self.keep, note = store_decision(self.turn, outcome, self.config)
         if note:
             headers[STORE_HEADER] = note

@@ -52,6 +52,7 @@ def _parse(gateway: Gateway) -> endpoint.Parse[Exchange]:
             render=keeper.render,
             encoder=keeper.encoder,
             keeper=keeper,
+            private="conversation" if turn.private else None,
         )
 
     return parse
