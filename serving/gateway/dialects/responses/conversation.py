@@ -190,7 +190,8 @@ class Conversation:
             headers[STORE_HEADER] = note
         translated = not isinstance(outcome.result, RawResponse | RawStream)
         dialect = self._dialect_of(outcome.target.upstream)
-        if self.turn.req.reasoning is not None and translated and dialect != "openai":
+        reasons = dialect in ("openai", "responses")  # reasoning_effort / reasoning.effort
+        if self.turn.req.reasoning is not None and translated and not reasons:
             headers[DROPPED_HEADER] = "reasoning"  # no form on this target's API
 
     async def kept_raw(self, result: RawResponse, headers: dict[str, str]) -> None:

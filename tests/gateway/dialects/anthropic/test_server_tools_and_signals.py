@@ -183,3 +183,19 @@ def test_count_tokens_from_a_counting_upstream_is_not_marked(setup: Setup) -> No
     )
     assert raw.parse().input_tokens == 7
     assert "x-serving-token-count" not in raw.headers
+
+
+def test_responses_reasoning_is_reported_dropped_only_where_it_has_no_form(setup: Setup) -> None:
+    """A Responses client's `reasoning`: `reasoning_effort` towards an OpenAI-compatible
+    target, and `x-serving-dropped: reasoning` from an Anthropic one (it has no such field)."""
+    body = {"input": "hi", "reasoning": {"effort": "low"}, "store": False}
+    setup.claude.script(Reply.json(anthropic_message("from claude")))
+    r = httpx.post(f"{setup.url}/v1/responses", json={"model": "via-claude", **body}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-serving-dropped"] == "reasoning"
+    assert "reasoning" not in setup.claude.requests[-1].json()
+    setup.openai.script(Reply.json(chat_completion("from openai")))
+    r = httpx.post(f"{setup.url}/v1/responses", json={"model": "via-openai", **body}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert "x-serving-dropped" not in r.headers
+    assert setup.openai.requests[-1].json()["reasoning_effort"] == "low"
