@@ -66,15 +66,55 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff format serving tests scripts
 	$(BIN)/ruff check --fix serving tests scripts
 
-.PHONY: bench
-bench: $(STAMP) ## Gateway overhead and privacy-scan benchmarks (write reports/)
-	$(PY) scripts/bench_gateway.py
-	$(PY) scripts/bench_privacy.py
+# Benchmarks (docs/benchmarks.md). `make bench` runs every benchmark in BENCHES with full counts
+# and renders docs/benchmarks.md and its plots from reports/bench/*.json; `make bench-quick` runs
+# the cheap ones with small counts (CI-like) and renders into reports/bench/ instead.
+# To add a benchmark: a `bench-NAME` target below, then `BENCHES += bench-NAME` (and
+# `BENCHES_QUICK += bench-NAME` if it is cheap); a table in the doc is a block in
+# scripts/bench/report.py.
+LITELLM_VENV ?= .venv-litellm
+BENCH        := $(PY) scripts/bench
+BENCH_QUICK  ?=
+BENCHES       = bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy
+BENCHES_QUICK = bench-matrix bench-failover bench-privacy
 
-.PHONY: bench-litellm
-bench-litellm: $(STAMP) ## The same benchmark side by side with the LiteLLM proxy (in .venv-litellm)
-	bash scripts/setup-litellm-venv.sh $(PYTHON) .venv-litellm
-	$(PY) scripts/bench_gateway.py --requests 1000 --litellm .venv-litellm
+BENCH_STAMP  := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[bench]"
+	touch $@
+
+$(LITELLM_VENV)/bin/litellm: scripts/setup-litellm-venv.sh
+	bash scripts/setup-litellm-venv.sh $(PYTHON) $(LITELLM_VENV)
+
+.PHONY: bench bench-quick bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy
+bench: $(BENCH_STAMP) ## All benchmarks, full counts; regenerates docs/benchmarks.md (+ PNGs)
+	$(MAKE) $(BENCHES)
+	$(BENCH)/report.py
+
+bench-quick: $(BENCH_STAMP) ## The cheap benchmarks with small counts; report under reports/bench/
+	$(MAKE) BENCH_QUICK=1 $(BENCHES_QUICK)
+	cp docs/benchmarks.md reports/bench/benchmarks.md
+	$(BENCH)/report.py --doc reports/bench/benchmarks.md --plots reports/bench
+
+bench-matrix: $(BENCH_STAMP) $(LITELLM_VENV)/bin/litellm ## direct vs serving vs LiteLLM, 3 dialects x JSON/streams x c=1..256
+	$(BENCH)/matrix.py $(if $(BENCH_QUICK),--quick) --litellm-venv $(LITELLM_VENV)
+
+bench-failover: $(BENCH_STAMP) ## First answer after the primary dies (refused, black hole); breaker open
+	$(BENCH)/failover.py $(if $(BENCH_QUICK),--requests 50)
+
+bench-engine: model ## Tokens/s and TTFT through the gateway vs direct on the CPU engine
+	flock /tmp/engine.lock $(BENCH)/engine_path.py
+
+bench-isolation: $(BENCH_STAMP) ## HTTP clients, servers, JSON libraries measured alone
+	$(BENCH)/iso_http_clients.py --requests 1000
+	$(BENCH)/iso_servers.py
+	$(BENCH)/iso_json.py
+
+bench-profile: $(BENCH_STAMP) ## py-spy flame graphs and text profiles of the hot path (docs/bench/)
+	$(BENCH)/profile_hot_path.py
+
+bench-privacy: $(STAMP) ## Privacy scan time on adversarial inputs
+	$(BENCH)/privacy.py
 
 # GPU profiles: GPUs are detected with nvidia-smi; override with GPU=h100 COUNT=4.
 GPU   ?=

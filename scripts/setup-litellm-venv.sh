@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Create .venv-litellm/ with the LiteLLM proxy, for the side-by-side run of the gateway overhead
-# benchmark (`make bench-litellm`). LiteLLM lives in its own virtualenv, never in .venv: its
-# pinned dependencies clash with vLLM's. httptools gives its uvicorn the same HTTP parser as the
-# gateway (uvloop already comes with litellm[proxy]), so the comparison is like for like.
+# Create .venv-litellm/ with the LiteLLM proxy, the peer in the proxy matrix benchmark
+# (`make bench-matrix`, scripts/bench/matrix.py). LiteLLM lives in its own virtualenv, never in
+# .venv: its pinned dependencies clash with vLLM's. httptools gives its uvicorn the same HTTP
+# parser as the gateway (uvloop already comes with litellm[proxy]), so the comparison is like
+# for like.
 set -euo pipefail
 python=${1:-python3}
 venv=${2:-.venv-litellm}
@@ -17,4 +18,4 @@ echo "==> upgrading pip"
 "$venv/bin/python" -m pip install -q -U pip
 echo "==> installing litellm[proxy]==$litellm_version (a minute or two the first time)"
 "$venv/bin/python" -m pip install -q "litellm[proxy]==$litellm_version" "httptools==$httptools_version"
-echo "==> $venv ready: .venv/bin/python scripts/bench_gateway.py --litellm $venv"
+echo "==> $venv ready: .venv/bin/python scripts/bench/matrix.py --litellm-venv $venv"

@@ -43,6 +43,7 @@ access = logging.getLogger("serving.gateway.access")
 SCOPE_KEY = "serving.record"
 DISCONNECTED = 499  # the status nginx made the convention for "client closed the request"
 PROBES = frozenset({"/health", "/ready", "/metrics"})
+_MAX_PATHS = 1024
 
 Renderer = Callable[[GatewayError, str], Response]
 
@@ -82,7 +83,8 @@ class RequestRecord:
         if self.first_at is None:
             self.first_at = time.perf_counter()
             if self.metrics is not None:
-                self.metrics.time_to_first_token.labels(self.route, self.dialect).observe(
+                m = self.metrics
+                m.child(m.time_to_first_token, self.route, self.dialect).observe(
                     self.first_at - self.started
                 )
 
@@ -114,19 +116,22 @@ class Lifecycle:
         self._metrics = metrics
         self._dialect_for = dialect_for
         self._header_for = header_for
+        # path -> (dialect, renderer, header name): a prefix scan saved per request; bounded,
+        # as Gemini paths carry the model name a client chose
+        self._paths: dict[str, tuple[str, Renderer, bytes]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        dialect, render = self._dialect_for(path)
+        dialect, render, header_name = self._dialect_of(path)
         rid = new_request_id()
         record = RequestRecord(
             rid, scope["method"], path, dialect, time.perf_counter(), metrics=self._metrics
         )
         scope[SCOPE_KEY] = record
-        header = (self._header_for(dialect), rid.encode())
+        header = (header_name, rid.encode())
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -153,26 +158,40 @@ class Lifecycle:
             self._finish(record)
             request_id_var.reset(token)
 
+    def _dialect_of(self, path: str) -> tuple[str, Renderer, bytes]:
+        found = self._paths.get(path)
+        if found is None:
+            dialect, render = self._dialect_for(path)
+            found = (dialect, render, self._header_for(dialect))
+            if len(self._paths) < _MAX_PATHS:
+                self._paths[path] = found
+        return found
+
     def _finish(self, record: RequestRecord) -> None:
         m = self._metrics
         status = record.status_label
         elapsed = time.perf_counter() - record.started
-        m.requests.labels(record.route, record.target, record.dialect, status).inc()
-        m.request_duration.labels(record.route, record.dialect, str(record.stream).lower()).observe(
-            elapsed
-        )
+        route, target = record.route, record.target
+        m.child(m.requests, route, target, record.dialect, status).inc()
+        stream = "true" if record.stream else "false"
+        m.child(m.request_duration, route, record.dialect, stream).observe(elapsed)
         outcome, usage = record.outcome, record.usage
         if usage is not None and outcome is not None:
-            m.tokens.labels(record.route, record.target, "input").inc(usage.input_tokens)
-            m.tokens.labels(record.route, record.target, "output").inc(usage.output_tokens)
+            m.child(m.tokens, route, target, "input").inc(usage.input_tokens)
+            m.child(m.tokens, route, target, "output").inc(usage.output_tokens)
             if outcome.meter is not None and int(status) < 400:
                 outcome.meter.record(outcome.route, outcome.target, usage)
         if access.isEnabledFor(logging.INFO):
-            access.info(
+            # makeRecord + handle is what access.info() does, less the caller lookup (a stack
+            # walk per line, for a file and line no format here shows)
+            line = access.makeRecord(
+                access.name,
+                logging.INFO,
+                __file__,
+                0,
                 "%s %s %s",
-                record.method,
-                record.path,
-                status,
+                (record.method, record.path, status),
+                None,
                 extra={
                     "access": {
                         "method": record.method,
@@ -190,3 +209,4 @@ class Lifecycle:
                     }
                 },
             )
+            access.handle(line)

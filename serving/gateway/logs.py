@@ -24,6 +24,7 @@ from typing import Any, Literal
 request_id_var: ContextVar[str | None] = ContextVar("serving_request_id", default=None)
 
 LogFormat = Literal["text", "json"]
+_IN_MESSAGE = frozenset({"method", "path", "status"})  # an access line's message has them
 
 
 class RequestIdFilter(logging.Filter):
@@ -34,11 +35,31 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class _Seconds:
+    """A record's time to the second, formatted once per second: strftime and the time
+    conversion were a fifth of an access line's cost (scripts/bench/micro_lifecycle.py)."""
+
+    __slots__ = ("_convert", "_fmt", "_second", "_text")
+
+    def __init__(self, fmt: str, convert: Any) -> None:
+        self._fmt, self._convert = fmt, convert
+        self._second, self._text = -1, ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second, self._text = second, time.strftime(self._fmt, self._convert(second))
+        return self._text
+
+
 class JSONFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _Seconds("%Y-%m-%dT%H:%M:%S", time.gmtime)
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._seconds(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -59,16 +80,27 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._seconds = _Seconds(self.default_time_format, time.localtime)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        return f"{self._seconds(record.created)},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = getattr(record, "access", None)
         if isinstance(fields, dict):
-            line += "".join(
-                f" {k}={','.join(v) if isinstance(v, list) else v}"
-                for k, v in fields.items()
-                if k not in ("method", "path", "status") and v not in (None, [])
-            )
+            parts = [line]
+            for k, v in fields.items():
+                if v is None or k in _IN_MESSAGE:
+                    continue
+                if isinstance(v, list):
+                    if not v:
+                        continue
+                    v = ",".join(v)
+                parts.append(f"{k}={v}")
+            line = " ".join(parts)
         rid = getattr(record, "request_id", None)
         if rid is not None:
             line += f" request_id={rid}"
@@ -80,6 +112,8 @@ def configure(level: str, fmt: LogFormat = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    # neither format shows thread or process names: skip looking them up for every record
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

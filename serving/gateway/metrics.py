@@ -7,9 +7,13 @@ configured route name (or "unknown"), never a client-supplied string, key or pro
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# Labels are bounded by design (above); this only guards the cache against a mistake.
+_MAX_CHILDREN = 10_000
 
 
 class Metrics:
@@ -17,6 +21,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "serving_requests",
@@ -150,6 +155,47 @@ class Metrics:
             buckets=(64, 256, 1024, 4096, 16384, 32768, 65536, 131072, 262144, 1048576),
             registry=r,
         )
+        # Admission control and drain (admission.py, drain.py).
+        self.upstream_in_flight = Gauge(
+            "serving_upstream_in_flight",
+            "Requests in flight to each upstream (holding an admission slot)",
+            ["upstream"],
+            registry=r,
+        )
+        self.upstream_queued = Gauge(
+            "serving_upstream_queued",
+            "Requests waiting for an admission slot of each upstream",
+            ["upstream"],
+            registry=r,
+        )
+        self.admission_rejected = Counter(
+            "serving_admission_rejected",
+            "Requests refused by admission control, by scope (an upstream name, or gateway)"
+            " and why (queue_full, queue_timeout, in_flight, draining)",
+            ["scope", "reason"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "serving_in_flight_requests",
+            "API requests in flight in this gateway process (streams included)",
+            registry=r,
+        )
+        self.draining = Gauge(
+            "serving_draining", "1 while the gateway drains after SIGTERM, else 0", registry=r
+        )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, cached. prometheus_client validates, stringifies and takes
+        a lock on every labels() call: a quarter of the lifecycle's own per-request time
+        (docs/benchmarks.md, scripts/bench/micro_lifecycle.py). Children are never removed
+        from these metrics, so a cached one stays the registry's."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = metric.labels(*labels)
+            if len(self._children) < _MAX_CHILDREN:
+                self._children[key] = found
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

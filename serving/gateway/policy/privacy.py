@@ -12,7 +12,7 @@ Linear worst case, whatever the input:
   Python's `re` (each start position costs at most the pattern's width; a lookbehind makes a
   start inside a digit run fail at once), in 16 KiB windows, handing the GIL back between
   windows and every 128 candidates, then check each candidate in a few microseconds.
-`make bench` (scripts/bench_privacy.py) measures the budget on adversarial inputs.
+`make bench` (scripts/bench/privacy.py) measures the budget on adversarial inputs.
 
 Fail closed: when the scan cannot complete (text over `privacy.max_scan_bytes`, past
 `privacy.scan_timeout`, a detector raising) `ScanDoubt` says why, and the caller treats the

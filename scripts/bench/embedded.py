@@ -1,7 +1,7 @@
 """Benchmark the embedded engine per dtype: startup, memory, decode and prefill speed, and the
 self-check verdict. Writes reports/embedded-engine.json and prints a table.
 
-    python scripts/bench_embedded.py [--dtypes float32,bfloat16] [--prefill 1024,8000]
+    python scripts/bench/embedded.py [--dtypes float32,bfloat16] [--prefill 1024,8000]
 
 Numbers depend on the CPU and on what else runs on it: the report records the CPU model, its
 flags of interest and the load average at the start.

@@ -8,7 +8,7 @@ prose. Times are for `PrivacyPolicy.scan` on the request's decoded text (what th
 runs, in a worker thread above `privacy.inline_scan_bytes`), best of `--repeat` runs. Prints a
 table and writes reports/privacy-bench.json (and .md).
 
-    python scripts/bench_privacy.py [--mb 30] [--repeat 3]
+    python scripts/bench/privacy.py [--mb 30] [--repeat 3]
 """
 
 from __future__ import annotations
