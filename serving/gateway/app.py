@@ -16,6 +16,7 @@ from serving.gateway import admin, errors, models, openapi, ops
 from serving.gateway.dialects.anthropic import router as anthropic
 from serving.gateway.dialects.gemini import router as gemini
 from serving.gateway.dialects.openai import router as openai
+from serving.gateway.dialects.responses import router as responses
 from serving.gateway.endpoint import DialectAdapter
 from serving.gateway.gatekeeper import GateMiddleware
 from serving.gateway.lifecycle import SCOPE_KEY, Lifecycle, Renderer, record_of
@@ -27,6 +28,7 @@ log = logging.getLogger("serving.gateway")
 # Path prefix -> the dialect whose envelope and request-id header that path uses; first match.
 _DIALECTS: tuple[tuple[str, DialectAdapter], ...] = (
     ("/v1/messages", anthropic.DIALECT),
+    ("/v1/responses", responses.DIALECT),
     ("/v1beta/", gemini.DIALECT),
     ("/v1/models/", gemini.DIALECT),  # Gemini's /v1 variant; OpenAI only lists /v1/models
     ("/", openai.DIALECT),
@@ -74,6 +76,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)
+    app.include_router(responses.router)
     if settings.admin.enabled:
         app.include_router(admin.router)
     app.add_middleware(

@@ -85,11 +85,12 @@ class Outcome:
 
 @dataclass(slots=True)
 class Counted:
-    """A token count, and which target of which route gave it."""
+    """A token count, and which target of which route gave it (None: no target could count,
+    and `tokens` is the route's estimate from the request's size)."""
 
     tokens: int
     route: Route
-    target: Target
+    target: Target | None
     fallbacks: list[str] = field(default_factory=list)
     private: str | None = None
 
@@ -163,7 +164,7 @@ class Dispatcher:
             budget = plan.max_tokens.get(target.label)
             if budget is not None:  # the window holds the prompt, not the asked-for output
                 self._metrics.max_tokens_lowered.labels(route.model, target.label).inc()
-            if upstream.dialect == dialect:
+            if upstream.speaks(dialect):
                 return await upstream.forward(lowered_call(call, dialect, budget), target.model)
             assert canonical is not None  # other dialects are skipped without one
             req = lowered_request(canonical, budget)
@@ -214,15 +215,31 @@ class Dispatcher:
         """Count input tokens on the first target that can: the same chain, plan, breakers,
         health and metrics as a generation. Counting has no same-dialect shortcut: each
         upstream counts a canonical request its own way (vLLM's /tokenize renders the chat
-        template; Anthropic and Gemini have counting endpoints)."""
+        template; Anthropic and Gemini have counting endpoints).
+
+        A target that has no counting endpoint (a 404: hosted OpenAI has no /tokenize) is
+        passed over without counting against its circuit; when no target could count, the
+        answer is the route's estimate from the request's facts (what context routing uses),
+        which the runner marks as estimated."""
         route = self.route(model)
         facts = await self.planner.facts(call)
         plan = await self.planner.plan(route, facts, caller, request, fit=False)
 
-        async def send(target: Target, upstream: UpstreamClient) -> int:
-            return await upstream.count_tokens(request, target.model)
+        async def send(target: Target, upstream: UpstreamClient) -> int | None:
+            try:
+                return await upstream.count_tokens(request, target.model)
+            except NotFound:
+                return None  # it answered, only not this question: no failure of its health
 
-        tokens, target, failures, _ = await self._walk(route, plan, send, None)
+        try:
+            tokens, target, failures, _ = await self._walk(route, plan, send, None)
+        except _Uncounted as exc:
+            ctx = self.planner.context
+            estimate = ctx.text_tokens(facts) + ctx.attachment_tokens(facts, "")
+            log.debug("route %s: no target could count; the estimate %d", route.model, estimate)
+            described = [f.describe() for f in exc.failures]
+            return Counted(estimate, route, None, described, plan.private)
+        assert tokens is not None
         return Counted(tokens, route, target, [f.describe() for f in failures], plan.private)
 
     async def _walk(
@@ -238,7 +255,7 @@ class Dispatcher:
         failures = list(plan.skipped)
         for target in plan.targets:
             upstream = self._upstreams[target.upstream]
-            if native is not None and upstream.dialect != native[0]:
+            if native is not None and not upstream.speaks(native[0]):
                 failures.append(Failure(target.label, "dialect", None))
                 continue
             breaker = self.circuits[target.label]
@@ -265,7 +282,12 @@ class Dispatcher:
                 self._metrics.fallbacks.labels(route.model, reason).inc()
                 failures.append(Failure(target.label, reason, exc))
                 continue
+            if result is None:  # the target cannot do this (counting without an endpoint)
+                failures.append(Failure(target.label, "unsupported", None))
+                continue
             return result, target, failures, started
+        if any(f.reason == "unsupported" for f in failures):
+            raise _Uncounted(failures)
         if native is not None and failures and all(f.reason == "dialect" for f in failures):
             raise native[1]
         blocked = plan.private is not None and any(f.reason == "private" for f in failures)
@@ -353,6 +375,14 @@ class Dispatcher:
         charge = self.meter.charge(route, target, usage) if usage is not None else None
         reasons = [f.describe() for f in failures]
         return Outcome(result, route, target, reasons, private, charge, self.meter)
+
+
+class _Uncounted(Exception):
+    """No target answered and at least one cannot count at all: count() answers an estimate."""
+
+    def __init__(self, failures: list[Failure]) -> None:
+        super().__init__("no target could count")
+        self.failures = failures
 
 
 def lowered_call(call: RawCall, dialect: str, budget: int | None) -> RawCall:

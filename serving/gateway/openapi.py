@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from serving.gateway.dialects.anthropic import protocol as anthropic
 from serving.gateway.dialects.gemini import protocol as gemini
 from serving.gateway.dialects.openai import protocol as openai
+from serving.gateway.dialects.responses import protocol as responses
 
 _ERROR_STATUSES = {
     "400": "The request is invalid (bad JSON, a wrong type, an unknown field value)",
@@ -37,11 +38,15 @@ _RELAY_BODY: dict[str, Any] = {
     "additionalProperties": True,
 }
 
+_NO_BODY: dict[str, Any] = {"type": "object", "maxProperties": 0}  # a POST that reads no body
+
 # path -> (request body models, error envelope model)
 _ROUTES: dict[str, tuple[tuple[type[BaseModel], ...] | dict[str, Any], type[BaseModel]]] = {
     "/v1/chat/completions": ((openai.ChatCompletionRequest,), openai.ErrorResponse),
     "/v1/completions": (_RELAY_BODY, openai.ErrorResponse),
     "/v1/embeddings": (_RELAY_BODY, openai.ErrorResponse),
+    "/v1/responses": ((responses.ResponsesRequest,), openai.ErrorResponse),
+    "/v1/responses/{response_id}/cancel": (_NO_BODY, openai.ErrorResponse),
     "/v1/messages": ((anthropic.MessagesRequest,), anthropic.ErrorResponse),
     "/v1/messages/count_tokens": ((anthropic.CountTokensRequest,), anthropic.ErrorResponse),
     "/v1beta/models/{target}": (
@@ -59,6 +64,7 @@ _PREFIXES = {
     openai.__name__: "OpenAI.",
     anthropic.__name__: "Anthropic.",
     gemini.__name__: "Gemini.",
+    responses.__name__: "Responses.",
 }
 
 
@@ -88,7 +94,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         if post is None:
             continue
         post["requestBody"] = {
-            "required": True,
+            "required": models is not _NO_BODY,
             "content": {"application/json": {"schema": _body(models, components)}},
         }
         ref = _schema(error, components)

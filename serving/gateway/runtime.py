@@ -20,6 +20,7 @@ from serving.gateway.policy.keys import KeyFormatError, KeyPolicy, KeyRing
 from serving.gateway.policy.limits import KeyLimits
 from serving.gateway.settings import ClientKey, Settings, Upstream
 from serving.gateway.state.counters import Counters, MemoryCounters, RedisCounters
+from serving.gateway.state.factory import build_store
 from serving.gateway.upstreams.base import UpstreamClient
 from serving.gateway.upstreams.health import HealthChecker, PoolHealth
 from serving.gateway.upstreams.http import HTTPUpstream
@@ -101,6 +102,7 @@ class Gateway:
             health={name: hc.pool for name, hc in self.health_checkers.items()},
         )
         self.admin_key = settings.admin.read_key() if settings.admin.enabled else None
+        self.conversations = build_store(settings.state)  # Responses `store`
         self.keeper = Gatekeeper(settings.server, self.metrics)
         self.ops_key = settings.ops.read_key()
 
@@ -154,6 +156,7 @@ class Gateway:
     async def aclose(self) -> None:
         await asyncio.gather(*(hc.stop() for hc in self.health_checkers.values()))
         await asyncio.gather(*(u.aclose() for u in self.upstreams.values()))
+        await self.conversations.aclose()
         await asyncio.gather(*(c.aclose() for c in self._probe_clients))
         await self.limits.aclose()
 

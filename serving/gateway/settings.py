@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Dialect = Literal["openai", "anthropic", "gemini"]
+Dialect = Literal["openai", "anthropic", "gemini", "responses"]
 Locality = Literal["local", "hosted"]
 # Why a chain moves on (policy/fallback.py classifies every upstream failure into one of these).
 FailureReason = Literal[
@@ -161,6 +161,9 @@ class Upstream(_Strict):
     circuit: Circuit | None = None
     fallback_on: list[FailureReason] | None = None
     local_cost: LocalCost | None = None  # local upstreams only; default `cost.local`
+    # An `openai` upstream that also serves `/responses` (vLLM 0.32, hosted OpenAI): Responses
+    # requests are forwarded to it untouched instead of translated to Chat Completions.
+    responses_api: bool = False
     limits: Limits = Limits()
 
     @property

@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from serving.gateway import canonical as c
 from serving.gateway.errors import GatewayError
@@ -90,10 +90,15 @@ async def raw_body(
         return
     await result.aclose()  # free the broken upstream before asking another
     partial = partial_from(grammar)
-    encoder = grammar.continuation_encoder()
-    async with aclosing(
-        resume(outcome, partial, failure, encoder.encode, error_frame, end)
-    ) as rest:
+    encoders: list[Any] = []
+
+    def encode(event: c.StreamEvent) -> bytes:
+        # Built only when a continuation is under way: an opaque grammar has no encoder.
+        if not encoders:
+            encoders.append(grammar.continuation_encoder())
+        return bytes(encoders[0].encode(event))
+
+    async with aclosing(resume(outcome, partial, failure, encode, error_frame, end)) as rest:
         async for out in rest:
             yield out
 

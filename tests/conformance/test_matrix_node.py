@@ -2,17 +2,16 @@
 upstreams of every dialect: the same conversation as test_matrix.py, and error parity.
 
 node/matrix.mjs does the SDK calls and prints what it saw as JSON; the assertions live here.
-The packages are pinned by node/package-lock.json and installed with `npm ci` when
-node_modules is missing. Without node or npm the tests fail: they are part of the contract.
+The packages are pinned by node/package-lock.json and installed with `npm ci` when any is
+missing (tests/support/node.py). Without node or npm the tests fail: they are part of the
+contract.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,26 +32,14 @@ from tests.support.matrix import (
     text_reply,
     tool_reply,
 )
+from tests.support.node import NODE_DIR, node_with_packages
 
-NODE_DIR = Path(__file__).parent / "node"
 JS_CLIENTS = ("openai", "anthropic")
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not on PATH; the JS SDK conformance tests need node 20+ and npm")
-    return path
 
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    node, npm = _tool("node"), _tool("npm")
-    if not (NODE_DIR / "node_modules").is_dir():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, timeout=300
-        )
-    return node
+    return node_with_packages()
 
 
 @pytest.fixture(scope="module")

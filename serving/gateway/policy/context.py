@@ -71,6 +71,9 @@ class ContextPolicy:
 def with_max_tokens(body: Mapping[str, Any], dialect: str, n: int) -> dict[str, Any]:
     """A copy of a client body with its output budget set to `n`, in the dialect's field."""
     out = dict(body)
+    if dialect == "responses":
+        out["max_output_tokens"] = n
+        return out
     if dialect == "gemini":
         key = "generation_config" if "generation_config" in out else "generationConfig"
         config = dict(out.get(key) or {})

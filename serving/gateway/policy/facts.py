@@ -173,6 +173,14 @@ class _Collector:
             image = dict(rest.pop("image_url"))
             self.url(image.pop("url", None), "image")
             self.walk(image)
+        elif kind == "input_image" and isinstance(rest.get("image_url"), str):  # Responses
+            self.url(rest.pop("image_url"), "image")
+        elif kind == "input_file" and isinstance(rest.get("file_data"), str):  # Responses
+            data = rest.pop("file_data")
+            if data.startswith("data:"):
+                self.url(data, "document")
+            else:
+                self.inline(data, None, "document")
         elif kind == "input_audio" and isinstance(rest.get("input_audio"), dict):
             audio = dict(rest.pop("input_audio"))
             fmt = audio.pop("format", None)

@@ -24,7 +24,7 @@ from serving.gateway.errors import (
     CapabilityMissing,
     ContextWindowExceeded,
     GatewayError,
-    InvalidRequest,
+    NotFound,
     UpstreamAuthFailed,
     UpstreamError,
     UpstreamTimeout,
@@ -167,6 +167,10 @@ class UpstreamClient(abc.ABC):
         self.locality = config.locality
         self.http = http
 
+    def speaks(self, dialect: str) -> bool:
+        """Whether a client request of `dialect` is forwarded to this upstream untouched."""
+        return dialect == self.dialect
+
     async def complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
         with map_upstream_errors(self.name):
             return await self._complete(req, model)
@@ -214,7 +218,8 @@ class UpstreamClient(abc.ABC):
     async def ready(self) -> bool: ...
 
     async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
-        raise InvalidRequest(f"upstream {self.name!r} cannot count tokens", upstream=self.name)
+        # NotFound: this upstream has no counting endpoint; the chain passes it over.
+        raise NotFound(f"upstream {self.name!r} cannot count tokens", upstream=self.name)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -13,12 +13,16 @@ from serving.gateway import canonical as c
 from serving.gateway.dialects.openai import stream as oai_stream
 from serving.gateway.dialects.openai import translate as oai
 from serving.gateway.dialects.openai.grammar import OpenAIGrammar
+from serving.gateway.dialects.responses import translate as responses
 from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
 from serving.gateway.upstreams.http import HTTPUpstream, with_model
 
 
 class OpenAICompatClient(HTTPUpstream):
     dialect = "openai"
+
+    def speaks(self, dialect: str) -> bool:
+        return dialect == "openai" or (dialect == "responses" and self.config.responses_api)
 
     async def _complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
         body = oai.request_from_canonical(req, model)
@@ -55,11 +59,15 @@ class OpenAICompatClient(HTTPUpstream):
         return await self.relay(call.path, with_model(call, model), call.stream, grammar)
 
     def usage_of(self, body: dict[str, Any]) -> c.Usage:
+        if body.get("object") == "response":  # a forwarded Responses answer
+            return responses.usage_to_canonical(body.get("usage"))
         return oai.usage_to_canonical(body.get("usage"))
 
     def answer_ok(self, url_path: str, body: dict[str, Any]) -> bool:
         if url_path.endswith("/embeddings"):
             return isinstance(body.get("data"), list)
+        if url_path.endswith("/responses"):
+            return responses.answer_ok(body)
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return False

@@ -9,11 +9,13 @@ from serving.gateway.upstreams.anthropic import AnthropicClient
 from serving.gateway.upstreams.base import UpstreamClient
 from serving.gateway.upstreams.gemini import GeminiClient
 from serving.gateway.upstreams.openai_compat import OpenAICompatClient
+from serving.gateway.upstreams.responses import ResponsesClient
 
 _CLIENTS: dict[str, type[UpstreamClient]] = {
     "openai": OpenAICompatClient,
     "anthropic": AnthropicClient,
     "gemini": GeminiClient,
+    "responses": ResponsesClient,
 }
 
 

@@ -68,9 +68,14 @@ class MessageParam(AnthropicModel):
 
 
 class ToolParam(AnthropicModel):
+    """A custom tool (`input_schema` required), or a server tool (`type` such as
+    `web_search_20250305`, run by Anthropic's servers): forwarded to Anthropic upstreams, refused
+    by name when the request must be translated."""
+
+    type: str | None = None  # absent or "custom" for client tools
     name: str = Field(min_length=1)
     description: str | None = None
-    input_schema: dict[str, Any]
+    input_schema: dict[str, Any] | None = None
 
 
 class ToolChoiceParam(AnthropicModel):
@@ -107,6 +112,8 @@ class MessagesRequest(AnthropicModel):
     tool_choice: ToolChoiceParam | None = None
     metadata: Metadata | None = None
     output_config: OutputConfig | None = None
+    output_format: JSONSchemaOutput | None = None  # the structured-outputs beta's field
+    thinking: dict[str, Any] | None = None
     stream: bool | None = False
 
 

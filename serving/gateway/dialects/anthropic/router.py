@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -15,9 +16,14 @@ from serving.gateway.dialects.anthropic import translate as t
 from serving.gateway.endpoint import CountExchange, DialectAdapter, Exchange
 from serving.gateway.errors import GatewayError, Saturated
 from serving.gateway.relay import StreamGrammar, json_response
-from serving.gateway.upstreams.base import RawCall
+from serving.gateway.upstreams.base import RawCall, RawResponse, RawStream
+
+if TYPE_CHECKING:
+    from serving.gateway.dispatch import Outcome
 
 router = APIRouter()
+
+DROPPED_HEADER = "x-serving-dropped"  # what the client asked for that did not reach the model
 
 
 def render_error(exc: GatewayError, request_id: str) -> Response:
@@ -42,16 +48,28 @@ DIALECT = DialectAdapter(
 )
 
 
-def parse_message(body: bytes, parsed: dict[str, Any]) -> Exchange:
-    req = validate(p.MessagesRequest, parsed)
-    canonical = endpoint.translated(lambda: t.request_to_canonical(req))
-    return Exchange(
-        req.model,
-        RawCall("/messages", body, parsed, bool(req.stream)),
-        canonical,
-        render=lambda resp: t.response_from_canonical(resp, req.model),
-        encoder=lambda: s.EventEncoder(req.model).encode,
-    )
+def parse_message(beta: str | None) -> endpoint.Parse[Exchange]:
+    """`beta`: the client's `anthropic-beta` header, which no upstream receives."""
+
+    def parse(body: bytes, parsed: dict[str, Any]) -> Exchange:
+        req = validate(p.MessagesRequest, parsed)
+        canonical = endpoint.translated(lambda: t.request_to_canonical(req))
+
+        def notes(outcome: Outcome) -> Mapping[str, str]:
+            forwarded = isinstance(outcome.result, RawResponse | RawStream)
+            dropped = t.dropped_fields(req, beta, forwarded=forwarded)
+            return {DROPPED_HEADER: ",".join(dropped)} if dropped else {}
+
+        return Exchange(
+            req.model,
+            RawCall("/messages", body, parsed, bool(req.stream)),
+            canonical,
+            render=lambda resp: t.response_from_canonical(resp, req.model),
+            encoder=lambda: s.EventEncoder(req.model).encode,
+            notes=notes,
+        )
+
+    return parse
 
 
 def parse_count(body: bytes, parsed: dict[str, Any]) -> CountExchange:
@@ -66,10 +84,12 @@ def parse_count(body: bytes, parsed: dict[str, Any]) -> CountExchange:
 
 @router.post("/v1/messages")
 async def create_message(request: Request) -> Response:
-    return await endpoint.generate(request, DIALECT, parse_message)
+    beta = request.headers.get("anthropic-beta")
+    return await endpoint.generate(request, DIALECT, parse_message(beta))
 
 
 @router.post("/v1/messages/count_tokens")
 async def count_message_tokens(request: Request) -> Response:
-    """`{"input_tokens": N}`, counted by the route's upstream with its own tokenizer."""
+    """`{"input_tokens": N}`, counted by the route's upstream with its own tokenizer; when no
+    target can count, the route's estimate, marked `x-serving-token-count: estimated`."""
     return await endpoint.count(request, parse_count)

@@ -110,7 +110,7 @@ def request_to_canonical(req: p.MessagesRequest) -> c.ChatRequest:
         model=req.model,
         messages=messages,
         system=system_texts(req.system),
-        tools=[c.Tool(t.name, t.description, t.input_schema) for t in req.tools or []],
+        tools=_tools(req.tools),
         tool_choice=_tool_choice(req.tool_choice),
         sampling=c.Sampling(
             max_tokens=req.max_tokens,
@@ -119,16 +119,51 @@ def request_to_canonical(req: p.MessagesRequest) -> c.ChatRequest:
             top_k=req.top_k,
             stop=list(req.stop_sequences or []),
         ),
-        response_format=_response_format(req.output_config),
+        response_format=_response_format(req.output_config, req.output_format),
         stream=bool(req.stream),
         user=req.metadata.user_id if req.metadata else None,
     )
 
 
-def _response_format(config: p.OutputConfig | None) -> c.ResponseFormat | None:
-    if config is None or config.format is None:
+def _response_format(
+    config: p.OutputConfig | None, legacy: p.JSONSchemaOutput | None
+) -> c.ResponseFormat | None:
+    """`output_config.format`, or the beta's top-level `output_format` (the same shape)."""
+    fmt = config.format if config is not None and config.format is not None else legacy
+    if fmt is None:
         return None
-    return c.ResponseFormat("json_schema", config.format.schema_)
+    return c.ResponseFormat("json_schema", fmt.schema_)
+
+
+def _tools(tools: list[p.ToolParam] | None) -> list[c.Tool]:
+    out: list[c.Tool] = []
+    for i, tool in enumerate(tools or []):
+        if tool.type not in (None, "custom"):
+            raise InvalidRequest(
+                f"tools.{i}: server tool {tool.type!r} is run by Anthropic's servers and is not"
+                " supported by this model's upstream; only custom tools (with input_schema) are"
+                " translated",
+                param=f"tools.{i}.type",
+            )
+        if tool.input_schema is None:
+            raise InvalidRequest(
+                f"tools.{i}.input_schema: Field required", param=f"tools.{i}.input_schema"
+            )
+        out.append(c.Tool(tool.name, tool.description, tool.input_schema))
+    return out
+
+
+def dropped_fields(
+    req: p.MessagesRequest, beta_header: str | None, *, forwarded: bool
+) -> list[str]:
+    """What the client asked for that did not reach the model, for `x-serving-dropped`: the
+    `anthropic-beta` header is sent to no upstream (not even an Anthropic one), and `thinking`
+    has no canonical form, so only a forwarded body keeps it."""
+    dropped = ["anthropic-beta"] if beta_header else []
+    thinking = req.thinking is not None and req.thinking.get("type") not in (None, "disabled")
+    if thinking and not forwarded:
+        dropped.append("thinking")
+    return dropped
 
 
 def count_request_to_canonical(req: p.CountTokensRequest) -> c.ChatRequest:

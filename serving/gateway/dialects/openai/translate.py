@@ -257,6 +257,9 @@ def request_from_canonical(
     elif fmt is not None and fmt.kind == "json_schema":
         schema = {"name": fmt.name or "response", "schema": fmt.schema or {}}
         body["response_format"] = {"type": "json_schema", "json_schema": schema}
+    effort = req.extras.get("reasoning_effort")  # from a Responses client's `reasoning`
+    if isinstance(effort, str):
+        body["reasoning_effort"] = effort
     if req.stream:
         body["stream"] = True
         if include_usage:

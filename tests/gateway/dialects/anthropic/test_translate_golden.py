@@ -1,5 +1,6 @@
 """Golden tests for the Anthropic conversions the top-level goldens leave out: structured
-output in both directions and the count_tokens body sent to an Anthropic upstream.
+output in both directions (`output_config.format` and the beta's `output_format`), server tools
+refused by name, and the count_tokens body sent to an Anthropic upstream.
 
 Each file in golden/ holds `kind`, `input` and `expected`; a changed golden is a reviewed change.
 """
@@ -15,6 +16,7 @@ from serving.gateway.dialects.anthropic import protocol as ap
 from serving.gateway.dialects.anthropic import translate as at
 from serving.gateway.dialects.openai import protocol as op
 from serving.gateway.dialects.openai import translate as ot
+from serving.gateway.errors import InvalidRequest
 from tests.support import golden
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -28,6 +30,12 @@ def openai_request_to_anthropic(data: dict[str, Any]) -> Any:
 def anthropic_request_to_openai(data: dict[str, Any]) -> Any:
     req = at.request_to_canonical(ap.MessagesRequest.model_validate(data))
     return ot.request_from_canonical(req, "upstream-model")
+
+
+def anthropic_request_refused(data: dict[str, Any]) -> Any:
+    with pytest.raises(InvalidRequest) as info:
+        at.request_to_canonical(ap.MessagesRequest.model_validate(data))
+    return {"status": info.value.status, "param": info.value.param, "message": info.value.message}
 
 
 def anthropic_count_request_to_anthropic(data: dict[str, Any]) -> Any:
@@ -45,6 +53,7 @@ KINDS: golden.Kinds = {
     for f in (
         openai_request_to_anthropic,
         anthropic_request_to_openai,
+        anthropic_request_refused,
         anthropic_count_request_to_anthropic,
         anthropic_count_request_to_openai,
     )
