@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from serving.gateway.errors import AuthenticationFailed, InvalidRequest, RequestTooLarge
 from serving.gateway.policy.caller import Caller, presented_key
+from serving.gateway.policy.hints import read_hints
 from serving.gateway.runtime import Gateway
 
 M = TypeVar("M", bound=BaseModel)
@@ -22,7 +23,8 @@ def authenticate(request: Request) -> tuple[Gateway, Caller]:
     key = presented_key(request.headers, request.scope.get("query_string", b""))
     if gateway.api_keys and key not in gateway.api_keys:
         raise AuthenticationFailed("invalid or missing API key")
-    return gateway, Caller(gateway.dispatcher.privacy.marked(request.headers, key))
+    hints = read_hints(request.headers, gateway.settings.routing, gateway.key_hints.get(key or ""))
+    return gateway, Caller(gateway.dispatcher.privacy.marked(request.headers, key), hints)
 
 
 def get_gateway(request: Request) -> Gateway:

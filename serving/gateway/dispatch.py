@@ -37,6 +37,7 @@ from serving.gateway.policy.caller import Caller
 from serving.gateway.policy.circuit import Breaker, Circuits, Clock
 from serving.gateway.policy.context import with_max_tokens
 from serving.gateway.policy.cost import Charge, CostMeter, load_price_table
+from serving.gateway.policy.decisions import DecisionLog
 from serving.gateway.policy.fallback import (
     Failure,
     classify,
@@ -45,6 +46,7 @@ from serving.gateway.policy.fallback import (
 )
 from serving.gateway.policy.privacy import PrivacyPolicy
 from serving.gateway.policy.retry import Random, RetryPolicy, Sleep
+from serving.gateway.policy.router import Decision
 from serving.gateway.policy.routing import Plan, Planner
 from serving.gateway.policy.streams import guard_bytes, guard_events
 from serving.gateway.settings import Route, Settings, Target
@@ -76,6 +78,8 @@ class Outcome:
     meter: CostMeter | None = None
     escalated_from: str | None = None  # the route asked for, when complexity routing moved it
     max_tokens: int | None = None  # the output budget, when lowered to fit the target's window
+    decision: Decision | None = None  # which rule chose the chain (policy/router.py)
+    decisions: DecisionLog | None = None  # the opt-in decision log, written when it ends
 
 
 @dataclass(slots=True)
@@ -122,6 +126,8 @@ class Dispatcher:
         self.privacy = PrivacyPolicy(settings.privacy, private_keys)
         self.planner = Planner(settings, upstreams, metrics, self.privacy)
         self.meter = CostMeter(settings, metrics, load_price_table())
+        path = settings.routing.decision_log
+        self.decisions = DecisionLog(path) if path else None
 
     def route(self, model: str) -> Route:
         route = self._settings.route_for(model)
@@ -151,7 +157,8 @@ class Dispatcher:
         """
         asked = self.route(model)
         facts = await self.planner.facts(call)
-        route = self.planner.escalated(asked, facts) or asked
+        decision = await self.planner.router.decide(asked, facts, caller.hints)
+        route = decision.route
         canonical = request if isinstance(request, c.ChatRequest) else None
         plan = await self.planner.plan(route, facts, caller, canonical)
 
@@ -172,6 +179,8 @@ class Dispatcher:
         result = self._guarded(result, target, self.circuits[target.label], started)
         outcome = self._outcome(result, route, target, failures, plan.private)
         outcome.escalated_from = asked.model if asked is not route else None
+        outcome.decision = decision
+        outcome.decisions = self.decisions
         outcome.max_tokens = plan.max_tokens.get(target.label)
         return outcome
 

@@ -162,11 +162,14 @@ class Lifecycle:
             elapsed
         )
         outcome, usage = record.outcome, record.usage
+        charge = None
         if usage is not None and outcome is not None:
             m.tokens.labels(record.route, record.target, "input").inc(usage.input_tokens)
             m.tokens.labels(record.route, record.target, "output").inc(usage.output_tokens)
             if outcome.meter is not None and int(status) < 400:
-                outcome.meter.record(outcome.route, outcome.target, usage)
+                charge = outcome.meter.record(outcome.route, outcome.target, usage)
+        if outcome is not None and outcome.decisions is not None:
+            outcome.decisions.write(outcome, usage, charge, int(status))
         if access.isEnabledFor(logging.INFO):
             access.info(
                 "%s %s %s",

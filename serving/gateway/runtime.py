@@ -11,7 +11,7 @@ import httpx
 
 from serving.gateway.dispatch import Dispatcher
 from serving.gateway.metrics import Metrics
-from serving.gateway.settings import Settings, Upstream
+from serving.gateway.settings import RouteHints, Settings, Upstream
 from serving.gateway.upstreams.base import UpstreamClient
 from serving.gateway.upstreams.health import HealthChecker, PoolHealth
 from serving.gateway.upstreams.http import HTTPUpstream
@@ -57,6 +57,7 @@ class Gateway:
         self.health_checkers = _health_checkers(settings, self.upstreams, self.metrics)
         keys = _client_keys(settings)
         self.api_keys = frozenset(keys)
+        self.key_hints = _key_hints(settings)
         self.dispatcher = Dispatcher(
             settings,
             self.upstreams,
@@ -93,6 +94,16 @@ def _health_checkers(
         pool = PoolHealth(config.name, config.urls, config.health, metrics)
         client.health = pool
         out[config.name] = HealthChecker(pool, client.http, config.health_path, {})
+    return out
+
+
+def _key_hints(settings: Settings) -> dict[str, RouteHints]:
+    """Routing defaults per client key (only keys that set some)."""
+    out: dict[str, RouteHints] = {}
+    for entry in settings.server.keys:
+        key = entry.read()
+        if key is not None and entry.route_hints != RouteHints():
+            out[key] = entry.route_hints
     return out
 
 

@@ -11,10 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from serving.gateway.policy.hints import NO_HINTS, Hints
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
     private: str | None = None  # "header" or "key" when the caller marked the request private
+    hints: Hints = NO_HINTS  # routing hints (policy/hints.py)
 
 
 def presented_key(headers: Mapping[str, str], query: bytes) -> str | None:
