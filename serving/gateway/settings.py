@@ -245,7 +245,8 @@ class Classifier(_Strict):
     """The complexity classifier a route's `tier` conditions ask (only when one is reached)."""
 
     kind: Literal["features", "model", "trained"] = "features"
-    threshold: float = Field(default=0.5, ge=0, le=1)  # score >= threshold: complex
+    # score >= threshold: complex (default: features 0.4, trained 0.5; docs/routing.md)
+    threshold: float | None = Field(default=None, ge=0, le=1)
     weights: str | None = None  # trained: a weights file (default: the bundled one)
     upstream: str | None = None  # model: a local upstream serving `model`
     model: str | None = None

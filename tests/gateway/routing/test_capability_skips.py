@@ -21,7 +21,7 @@ from tests.support.fake_upstream import FakeUpstream, Reply, chat_completion
 from tests.support.servers import serve
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
-SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+SCHEMA: dict[str, object] = {"type": "object", "properties": {"city": {"type": "string"}}}
 
 
 @dataclass
@@ -46,9 +46,7 @@ def setup() -> Iterator[Setup]:
                 "routes": [
                     {
                         "model": "text-only",
-                        "targets": [
-                            {"upstream": "plain", "model": "m", "capabilities": text_only}
-                        ],
+                        "targets": [{"upstream": "plain", "model": "m", "capabilities": text_only}],
                     },
                     {
                         "model": "mixed",
@@ -137,13 +135,14 @@ def _gemini(url: str, model: str, need: str) -> None:
         client.models.generate_content(
             model=model,
             contents="weather?",
-            config=types.GenerateContentConfig(
-                tools=[types.Tool(function_declarations=[decl])]
-            ),
+            config=types.GenerateContentConfig(tools=[types.Tool(function_declarations=[decl])]),
         )
     else:
         image = types.Part.from_bytes(data=base64.b64decode(PNG), mime_type="image/png")
-        client.models.generate_content(model=model, contents=[image, "what is this?"])
+        parts: list[types.Content] = [
+            types.Content(role="user", parts=[image, types.Part.from_text(text="what is this?")])
+        ]
+        client.models.generate_content(model=model, contents=parts)
 
 
 CALLS = {"openai": _openai, "anthropic": _anthropic, "gemini": _gemini}
@@ -212,7 +211,9 @@ def test_the_skip_is_reported_and_counted(setup: Setup) -> None:
     assert r.headers["x-serving-target"] == "able/m"
     assert r.headers["x-serving-fallback"] == "plain/m:capability"
     metrics = httpx.get(setup.url + "/metrics").text
-    assert 'serving_target_skips_total{reason="capability",route="mixed",target="plain/m"}' in metrics
+    assert (
+        'serving_target_skips_total{reason="capability",route="mixed",target="plain/m"}' in metrics
+    )
 
 
 def test_a_plain_request_still_uses_the_text_only_target(setup: Setup) -> None:

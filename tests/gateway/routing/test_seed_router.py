@@ -63,7 +63,9 @@ ANTHROPIC_CODE = {
     "model": "auto",
     "max_tokens": 64,
     "system": "You are helpful.",
-    "messages": [{"role": "user", "content": [{"type": "text", "text": "Fix this bug: ```x=1```"}]}],
+    "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "Fix this bug: ```x=1```"}]}
+    ],
 }
 BASIC, GOOD, BEST = (Hints(quality=q) for q in ("basic", "good", "best"))
 CHEAP_BASIC = Hints(quality="basic", cost_sensitive=True)
@@ -101,7 +103,9 @@ def seed() -> Settings:
 @pytest.mark.parametrize(
     ("body", "hints", "rule", "route"), [t[1:] for t in TABLE], ids=[t[0] for t in TABLE]
 )
-def test_every_branch(seed: Settings, body: dict[str, Any], hints: Hints, rule: str, route: str) -> None:
+def test_every_branch(
+    seed: Settings, body: dict[str, Any], hints: Hints, rule: str, route: str
+) -> None:
     decision = _decide(_router(seed), seed, body, hints)
     assert (decision.rule, decision.route.model) == (rule, route)
 

@@ -1,15 +1,15 @@
 """The `features` classifier: a fixed, documented weighted sum of cues in the last user turn.
 
-    score = clip(sum(weight * feature), 0, 1); complex when score >= threshold (default 0.5)
+    score = clip(sum(weight * feature), 0, 1); complex when score >= threshold (default 0.4)
 
 | feature      | value in [0, 1]                                         | weight |
 |--------------|---------------------------------------------------------|--------|
-| length       | words / 120, at most 1                                  | 0.30   |
-| code         | code cues (fences, `def f(`, language names) / 2        | 0.25   |
+| length       | words / 30, at most 1                                   | 0.45   |
+| code         | code cues (fences, `def f(`, language names) / 2        | 0.20   |
 | math         | math cues (equations, "prove", "integral", ...) / 2     | 0.20   |
-| multi_step   | step cues (numbered lines, "then", "step", ...) / 3     | 0.25   |
-| reasoning    | reasoning cues ("why", "compare", "trade-off", ...) / 2 | 0.30   |
-| constraints  | constraint cues ("must", "at least", "without", ...) / 3| 0.20   |
+| multi_step   | step cues (numbered lines, "then", "step", ...) / 2     | 0.20   |
+| reasoning    | reasoning cues ("why", "compare", "trade-off", ...) / 2 | 0.25   |
+| constraints  | constraint cues ("must", "at least", "without", ...) / 2| 0.15   |
 | depth        | (messages - 1) / 8, at most 1                           | 0.15   |
 | lookup       | lookup cues ("what is", "define", "translate", ...) / 1 | -0.25  |
 
@@ -26,23 +26,25 @@ from serving.gateway.policy.classify import Score, tier_of
 from serving.gateway.policy.facts import RequestFacts
 
 SCAN_CHARS = 2000
+THRESHOLD = 0.4
 WEIGHTS: dict[str, float] = {
-    "length": 0.30,
-    "code": 0.25,
+    "length": 0.45,
+    "code": 0.20,
     "math": 0.20,
-    "multi_step": 0.25,
-    "reasoning": 0.30,
-    "constraints": 0.20,
+    "multi_step": 0.20,
+    "reasoning": 0.25,
+    "constraints": 0.15,
     "depth": 0.15,
     "lookup": -0.25,
 }
+LENGTH_WORDS = 30
 # Cue counts at which a feature is full (1.0).
 SATURATION: dict[str, float] = {
     "code": 2,
     "math": 2,
-    "multi_step": 3,
+    "multi_step": 2,
     "reasoning": 2,
-    "constraints": 3,
+    "constraints": 2,
     "lookup": 1,
 }
 _CUES = re.compile(
@@ -73,7 +75,7 @@ def features(facts: RequestFacts) -> dict[str, float]:
         if group is not None:
             counts[group] += 1
     out = {k: min(1.0, n / SATURATION[k]) for k, n in counts.items()}
-    out["length"] = min(1.0, text.count(" ") / 120)
+    out["length"] = min(1.0, text.count(" ") / LENGTH_WORDS)
     out["depth"] = min(1.0, max(0, facts.messages - 1) / 8)
     return out
 
@@ -84,6 +86,6 @@ def score(facts: RequestFacts) -> float:
     return min(1.0, max(0.0, total))
 
 
-def classify(facts: RequestFacts, threshold: float) -> Score:
+def classify(facts: RequestFacts, threshold: float | None = None) -> Score:
     s = score(facts)
-    return Score(tier_of(s, threshold), s, "features")
+    return Score(tier_of(s, THRESHOLD if threshold is None else threshold), s, "features")

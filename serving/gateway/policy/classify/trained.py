@@ -62,9 +62,9 @@ class LinearModel:
         z = float(np.dot(self.weights[idx], np.asarray(vals, dtype=np.float32))) + self.bias
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
-    def classify(self, facts: RequestFacts, threshold: float) -> Score:
+    def classify(self, facts: RequestFacts, threshold: float | None = None) -> Score:
         p = self.probability(facts.prompt or facts.text, facts.messages)
-        return Score(tier_of(p, threshold), p, "trained")
+        return Score(tier_of(p, 0.5 if threshold is None else threshold), p, "trained")
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
