@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "serving.gateway.commands",
     "serving.engine.commands",
     "serving.catalog.commands",
+    "serving.gateway.route_commands",
 )
 
 

@@ -132,3 +132,23 @@ def train(
         w -= rate * (grad + l2 * w)
         b -= rate * float(err.sum())
     return LinearModel(w.astype(np.float32), b)
+
+
+def accuracy(model: LinearModel, examples: Sequence[Example], threshold: float = 0.5) -> float:
+    hits = sum(
+        (model.probability(e.prompt, e.messages) >= threshold) == e.complex for e in examples
+    )
+    return hits / len(examples)
+
+
+def cross_validate(examples: Sequence[Example], *, folds: int = 5, epochs: int = 300) -> float:
+    """Mean held-out accuracy over `folds` interleaved folds (deterministic)."""
+    scores = []
+    for k in range(folds):
+        held = [e for i, e in enumerate(examples) if i % folds == k]
+        kept = [e for i, e in enumerate(examples) if i % folds != k]
+        if held and len({e.complex for e in kept}) == 2:
+            scores.append(accuracy(train(kept, epochs=epochs), held))
+    if not scores:
+        raise ValueError("too few examples to cross-validate")
+    return sum(scores) / len(scores)
