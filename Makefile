@@ -67,9 +67,10 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff check --fix serving tests scripts
 
 .PHONY: bench
-bench: $(STAMP) ## Gateway overhead and privacy-scan benchmarks (write reports/)
+bench: $(STAMP) ## Gateway overhead, privacy-scan and routing-decision benchmarks (write reports/)
 	$(PY) scripts/bench_gateway.py
 	$(PY) scripts/bench_privacy.py
+	$(PY) scripts/bench_routing.py
 
 .PHONY: bench-litellm
 bench-litellm: $(STAMP) ## The same benchmark side by side with the LiteLLM proxy (in .venv-litellm)

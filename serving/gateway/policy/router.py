@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from serving.gateway.metrics import Metrics
 from serving.gateway.policy.classify import Score, features, trained
@@ -49,6 +50,7 @@ class Router:
         self._context = context
         self._routes = {r.model: r for r in settings.routes}
         self._long = settings.routing.long_document_tokens
+        self._children: dict[tuple[Any, ...], Any] = {}
         self._trained: dict[str, trained.LinearModel] = {}
         self._model: dict[str, ModelClassifier] = {}
         for route in settings.routes:
@@ -66,9 +68,9 @@ class Router:
     def signals(self, facts: RequestFacts, hints: Hints) -> Signals:
         ctx = self._context
         prompt = ctx.text_tokens(facts) + ctx.attachment_tokens(facts, "")
-        return Signals(
-            prompt, tasks_of(facts, prompt, self._long), needs_of(facts), hints, hints.tier
-        )
+        found = features.cues(facts.prompt or facts.text)
+        tasks = tasks_of(facts, prompt, self._long, found.coding)
+        return Signals(prompt, tasks, needs_of(facts), hints, hints.tier, found)
 
     async def decide(self, route: Route, facts: RequestFacts, hints: Hints) -> Decision:
         s = self.signals(facts, hints)
@@ -80,28 +82,40 @@ class Router:
             score = Score(hints.tier, 1.0 if hints.tier == "complex" else 0.0, "forced")
         match = first_match(route.rules, s)
         if match is NEEDS_TIER:
-            score, fallback = await self.classify(route, facts)
+            score, fallback = await self.classify(route, facts, s)
             s.tier = score.tier
             match = first_match(route.rules, s)
         m = self._metrics
         if score is not None:
-            m.classifier_decisions.labels(route.model, score.by, score.tier).inc()
+            self._count(m.classifier_decisions, route.model, score.by, score.tier)
         if fallback is not None:
             m.classifier_fallbacks.labels(route.model, fallback).inc()
         if not isinstance(match, Rule):
-            m.route_decisions.labels(route.model, "none", route.model).inc()
+            self._count(m.route_decisions, route.model, "none", route.model)
             return Decision(route, None, s, score, fallback)
-        m.route_decisions.labels(route.model, match.name, match.to).inc()
+        self._count(m.route_decisions, route.model, match.name, match.to)
         log.debug("route %s: rule %s -> %s", route.model, match.name, match.to)
         return Decision(self._routes[match.to], match.name, s, score, fallback)
 
-    async def classify(self, route: Route, facts: RequestFacts) -> tuple[Score, str | None]:
+    def _count(self, counter: Any, *labels: str) -> None:
+        """Increment a labelled counter; children are cached (a `labels()` lookup takes a
+        lock and costs more than the rest of a decision)."""
+        key = (id(counter), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        child.inc()
+
+    async def classify(
+        self, route: Route, facts: RequestFacts, s: Signals | None = None
+    ) -> tuple[Score, str | None]:
         cls = route.classifier
-        if cls.kind == "trained":
+        if cls.kind == "trained" and route.model in self._trained:
             return self._trained[route.model].classify(facts, cls.threshold), None
-        if cls.kind == "model":
+        if cls.kind == "model" and route.model in self._model:
             return await self._model[route.model].classify(facts)
-        return features.classify(facts, cls.threshold), None
+        found = s.cues if s is not None else None
+        return features.classify(facts, cls.threshold, found), None
 
     def _escalate(self, route: Route, s: Signals) -> Decision:
         rule = route.escalate

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from serving.gateway.policy.classify.features import Cues
 from serving.gateway.policy.hints import Hints
 from serving.gateway.settings import Need, Rule, Task, Tier, When
 
@@ -23,6 +24,7 @@ class Signals:
     needs: frozenset[Need]
     hints: Hints
     tier: Tier | None = None  # the caller's forced tier, or the classifier's once asked
+    cues: Cues | None = None  # the prompt's cue counts, reused by the features classifier
 
 
 class _NeedsTier:

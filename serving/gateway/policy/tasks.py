@@ -2,32 +2,20 @@
 
 Tasks drive the specialist pattern (coding → one chain, images → another); needs drive the
 capability filter (policy/capabilities.py). Both are cheap: counts and flags already in the
-facts, plus one bounded regex pass over the last user turn for code.
+facts, plus the bounded cue pass over the last user turn for code.
 """
 
 from __future__ import annotations
 
-import re
-
 from serving.gateway.policy.facts import RequestFacts
 from serving.gateway.settings import Need, Task
 
-# Only the head of a prompt is scanned: code shows itself early, and the pass stays bounded.
-SCAN_CHARS = 2000
-_CODE = re.compile(
-    r"```|\bdef \w+\(|\bclass \w+[:(]|\bfunction\s*\w*\(|#include\b|\bimport \w+|=>|\bconst \w+ ="
-    r"|\bselect\b.+\bfrom\b|\b(?:python|javascript|typescript|golang|rust|java|c\+\+|sql|bash"
-    r"|regex|compiler?|segfault|stack ?trace|traceback|refactor|unit tests?|api endpoint"
-    r"|debug(?:ging)?)\b",
-    re.IGNORECASE,
-)
 
-
-def is_coding(text: str) -> bool:
-    return _CODE.search(text, 0, SCAN_CHARS) is not None
-
-
-def tasks_of(facts: RequestFacts, prompt_tokens: int, long_document_tokens: int) -> frozenset[Task]:
+def tasks_of(
+    facts: RequestFacts, prompt_tokens: int, long_document_tokens: int, coding: bool
+) -> frozenset[Task]:
+    """`coding` comes from the features classifier's cue pass (classify/features.py), which
+    reads the prompt once for both."""
     found: set[Task] = set()
     if facts.tools:
         found.add("tool_use")
@@ -44,7 +32,7 @@ def tasks_of(facts: RequestFacts, prompt_tokens: int, long_document_tokens: int)
         found.add("audio")
     if prompt_tokens >= long_document_tokens:
         found.add("long_document")
-    if is_coding(facts.prompt):
+    if coding:
         found.add("coding")
     return frozenset(found)
 

@@ -2,31 +2,36 @@
 
     score = clip(sum(weight * feature), 0, 1); complex when score >= threshold (default 0.4)
 
-| feature      | value in [0, 1]                                         | weight |
-|--------------|---------------------------------------------------------|--------|
-| length       | words / 30, at most 1                                   | 0.45   |
-| code         | code cues (fences, `def f(`, language names) / 2        | 0.20   |
-| math         | math cues (equations, "prove", "integral", ...) / 2     | 0.20   |
-| multi_step   | step cues (numbered lines, "then", "step", ...) / 2     | 0.20   |
-| reasoning    | reasoning cues ("why", "compare", "trade-off", ...) / 2 | 0.25   |
-| constraints  | constraint cues ("must", "at least", "without", ...) / 2| 0.15   |
-| depth        | (messages - 1) / 8, at most 1                           | 0.15   |
-| lookup       | lookup cues ("what is", "define", "translate", ...) / 1 | -0.25  |
+| feature      | value in [0, 1]                                          | weight |
+|--------------|----------------------------------------------------------|--------|
+| length       | words / 30, at most 1                                    | 0.45   |
+| code         | code cues (fences, `def`, `=>`, language names) / 2      | 0.20   |
+| math         | math cues (`2 + 3`, "prove", "integral", ...) / 2        | 0.20   |
+| multi_step   | step cues (numbered lines, "then", "step", ...) / 2      | 0.20   |
+| reasoning    | reasoning cues ("why", "compare", "trade-off", ...) / 2  | 0.25   |
+| constraints  | constraint cues ("must", "at least", "without", ...) / 2 | 0.15   |
+| depth        | (messages - 1) / 8, at most 1                            | 0.15   |
+| lookup       | lookup cues ("what is", "define", "translate", ...) / 1  | -0.25  |
 
-Deterministic, no model call, and bounded: cues are counted in one regex pass over the first
-`SCAN_CHARS` characters (length counts the whole turn). Docs/routing.md reports its agreement
-with the bundled labelled sample; scripts/bench_routing.py measures its cost.
+Deterministic, no model call, and bounded: only the first `SCAN_CHARS` characters are read
+(a longer turn has saturated `length` anyway). Cues are counted from one word split (a dict
+lookup per word), a few substring counts for phrases and symbols, and two small regexes;
+task detection (policy/tasks.py) reuses the same counts, so a request is read once.
+Docs/routing.md reports the agreement with the bundled labelled sample;
+scripts/bench_routing.py measures the cost.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from serving.gateway.policy.classify import Score, tier_of
 from serving.gateway.policy.facts import RequestFacts
 
-SCAN_CHARS = 2000
+SCAN_CHARS = 1500
 THRESHOLD = 0.4
+LENGTH_WORDS = 30
 WEIGHTS: dict[str, float] = {
     "length": 0.45,
     "code": 0.20,
@@ -37,9 +42,8 @@ WEIGHTS: dict[str, float] = {
     "depth": 0.15,
     "lookup": -0.25,
 }
-LENGTH_WORDS = 30
 # Cue counts at which a feature is full (1.0).
-SATURATION: dict[str, float] = {
+SATURATION: dict[str, int] = {
     "code": 2,
     "math": 2,
     "multi_step": 2,
@@ -47,45 +51,99 @@ SATURATION: dict[str, float] = {
     "constraints": 2,
     "lookup": 1,
 }
-_CUES = re.compile(
-    r"(?P<code>```|\bdef \w+\(|\bclass \w+|\bfunction\b|#include|=>|\bimport \w+"
-    r"|\b(?:python|javascript|typescript|rust|golang|java|sql|bash|regex|api|compiler"
-    r"|algorithm|recursion|concurrency|thread|async|database|schema|kubernetes|docker)\b)"
-    r"|(?P<math>\b(?:prove|proof|integral|derivative|theorem|equation|probability|matrix"
-    r"|eigen\w*|lemma|optimi[sz]e|complexity|asymptotic)\b|\d\s*[-+*/^=]\s*\d|\\frac|\\sum)"
-    r"|(?P<multi_step>(?m:^\s*(?:\d+[.)]|[-*])\s)|\b(?:step|steps|then|first|second|finally"
-    r"|afterwards|next|phase|plan)\b)"
-    r"|(?P<reasoning>\b(?:why|explain|analy[sz]e|compare|contrast|trade-?offs?|design"
-    r"|architect\w*|evaluate|justify|derive|critique|implications?|strategy|pros and cons"
-    r"|root cause|reason about|in depth|detailed)\b)"
-    r"|(?P<constraints>\b(?:must|should|without|at least|at most|exactly|no more than"
-    r"|ensure|only|constraints?|requirements?|edge cases?|handle)\b)"
-    r"|(?P<lookup>\b(?:what is|what's|who is|who was|when did|when was|where is|define"
-    r"|translate|spell|capital of|how many|synonym|convert)\b)",
-    re.IGNORECASE,
+_GROUPS: dict[str, str] = {
+    "code": "python javascript typescript rust golang java sql bash regex api compiler"
+    " algorithm recursion concurrency thread threads async await database schema kubernetes"
+    " docker def class function import const struct lambda json yaml html css git debug"
+    " debugging refactor traceback segfault pytest dockerfile",
+    "math": "prove proof integral derivative theorem equation equations probability matrix"
+    " eigenvalues eigenvectors lemma optimise optimize complexity asymptotic induction",
+    "multi_step": "step steps then first second finally afterwards next phase plan",
+    "reasoning": "why explain analyse analyze compare contrast trade tradeoff tradeoffs"
+    " design architecture evaluate justify derive critique implication implications strategy"
+    " detailed",
+    "constraints": "must should without exactly ensure only constraint constraints"
+    " requirement requirements handle",
+    "lookup": "define translate spell synonym antonym convert",
+}
+CUE_WORDS: dict[str, str] = {w: g for g, words in _GROUPS.items() for w in words.split()}
+# Phrases and symbols, counted as substrings of the lower-cased head.
+PHRASES: tuple[tuple[str, str], ...] = (
+    ("```", "code"),
+    ("=>", "code"),
+    ("#include", "code"),
+    ("\\frac", "math"),
+    ("at least", "constraints"),
+    ("at most", "constraints"),
+    ("no more than", "constraints"),
+    ("edge case", "constraints"),
+    ("pros and cons", "reasoning"),
+    ("root cause", "reasoning"),
+    ("step by step", "reasoning"),
+    ("what is", "lookup"),
+    ("what's", "lookup"),
+    ("who is", "lookup"),
+    ("who was", "lookup"),
+    ("capital of", "lookup"),
+    ("how many", "lookup"),
 )
+CODE_LANGUAGES = frozenset(
+    ("python", "javascript", "typescript", "rust", "golang", "java", "sql", "bash", "regex")
+)
+_WORD = re.compile(r"[a-z0-9_+#']+")
+_ARITHMETIC = re.compile(r"\d\s?[-+*/^=]\s?\d")
+_LIST_ITEM = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*])\s")
 
 
-def features(facts: RequestFacts) -> dict[str, float]:
-    """Each feature's value in [0, 1] (the table in the module docstring)."""
-    text = facts.prompt or facts.text
+@dataclass(frozen=True, slots=True)
+class Cues:
+    counts: dict[str, int]
+    words: int  # in the head: enough to saturate `length`
+    coding: bool  # a code symbol or a programming language named: the `coding` task
+
+
+def cues(text: str) -> Cues:
+    head = text[:SCAN_CHARS].lower()
     counts = dict.fromkeys(SATURATION, 0)
-    for match in _CUES.finditer(text, 0, SCAN_CHARS):
-        group = match.lastgroup
+    words = _WORD.findall(head)
+    languages = False
+    for w in words:
+        group = CUE_WORDS.get(w)
         if group is not None:
             counts[group] += 1
-    out = {k: min(1.0, n / SATURATION[k]) for k, n in counts.items()}
-    out["length"] = min(1.0, text.count(" ") / LENGTH_WORDS)
+            if group == "code" and w in CODE_LANGUAGES:
+                languages = True
+    symbols = 0
+    for phrase, group in PHRASES:
+        n = head.count(phrase)
+        if n:
+            counts[group] += n
+            if group == "code":
+                symbols += n
+    counts["math"] += len(_ARITHMETIC.findall(head))
+    if "\n" in head:
+        counts["multi_step"] += len(_LIST_ITEM.findall(head))
+    coding = languages or symbols > 0 or counts["code"] >= 3
+    return Cues(counts, len(words), coding)
+
+
+def features(facts: RequestFacts, found: Cues | None = None) -> dict[str, float]:
+    """Each feature's value in [0, 1] (the table in the module docstring)."""
+    c = found or cues(facts.prompt or facts.text)
+    out = {k: min(1.0, n / SATURATION[k]) for k, n in c.counts.items()}
+    out["length"] = min(1.0, c.words / LENGTH_WORDS)
     out["depth"] = min(1.0, max(0, facts.messages - 1) / 8)
     return out
 
 
-def score(facts: RequestFacts) -> float:
-    values = features(facts)
+def score(facts: RequestFacts, found: Cues | None = None) -> float:
+    values = features(facts, found)
     total = sum(WEIGHTS[k] * v for k, v in values.items())
     return min(1.0, max(0.0, total))
 
 
-def classify(facts: RequestFacts, threshold: float | None = None) -> Score:
-    s = score(facts)
+def classify(
+    facts: RequestFacts, threshold: float | None = None, found: Cues | None = None
+) -> Score:
+    s = score(facts, found)
     return Score(tier_of(s, THRESHOLD if threshold is None else threshold), s, "features")

@@ -38,7 +38,7 @@ Vector = npt.NDArray[np.float32]
 
 def featurize(prompt: str, messages: int = 1) -> tuple[list[int], list[float]]:
     """Sparse indices and values of one prompt's feature vector."""
-    words = _WORD.findall(prompt[:SCAN_CHARS].lower())
+    words = _WORD.findall(prompt[:SCAN_CHARS].lower())  # bounded, like every routing read
     grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
     counts: dict[int, float] = {}
     for g in grams:
@@ -48,7 +48,8 @@ def featurize(prompt: str, messages: int = 1) -> tuple[list[int], list[float]]:
     idx = list(counts)
     vals = [v / norm for v in counts.values()]
     idx += [DIM, DIM + 1]
-    vals += [math.log1p(len(prompt.split())) / 6.0, min(1.0, max(0, messages - 1) / 8)]
+    # log length in words, estimated from characters: the whole prompt is never split
+    vals += [math.log1p(len(prompt) / 6) / 6.0, min(1.0, max(0, messages - 1) / 8)]
     return idx, vals
 
 
