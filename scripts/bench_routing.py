@@ -6,7 +6,8 @@ sample plus long and multi-turn requests, on the seed framework with a router-pa
 rule added. Facts are built beforehand, as the gateway builds them once per request for
 privacy and context as well. Reports p50 / p99 / max in microseconds per classifier kind
 (`features`, `trained`): per request the best of `--rounds` runs (its own cost; the
-budget applies to it), and over all runs (what a loaded machine adds). Writes reports/routing-bench.json (and .md). The budget for
+budget applies to it), and over all runs (what a loaded machine adds). Writes
+reports/routing-bench.json (and .md). The budget for
 `features` is 50 µs at p99 (issue #14).
 
     python scripts/bench_routing.py [--rounds 20]

@@ -80,6 +80,8 @@ class Gateway:
     async def aclose(self) -> None:
         await asyncio.gather(*(hc.stop() for hc in self.health_checkers.values()))
         await asyncio.gather(*(u.aclose() for u in self.upstreams.values()))
+        if self.dispatcher.decisions is not None:
+            self.dispatcher.decisions.close()
 
 
 def _health_checkers(
