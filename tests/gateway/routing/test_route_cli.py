@@ -126,8 +126,8 @@ def test_decision_log_then_report(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "own evaluation" in out.stdout
     row = next(x for x in out.stdout.splitlines() if x.startswith("gpt-4o-mini"))
-    # 2 requests of 1000 in / 200 out; premium (Sonnet 3/15) = 2 * 0.006 = 0.012; saved 95%
-    assert row.split()[1:4] == ["2", "2000", "400"] and "0.0120" in row and "95%" in row
+    # 2 x (1000 in, 200 out): routed 2 x 0.00027 = 0.00054, premium (Sonnet 3/15) 0.012: 96% saved
+    assert row.split()[1:4] == ["2", "2000", "400"] and "0.0120" in row and "96%" in row
 
 
 def test_train_cli(tmp_path: Path) -> None:
