@@ -87,9 +87,15 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("capital of", "lookup"),
     ("how many", "lookup"),
 )
-CODE_LANGUAGES = frozenset(
-    ("python", "javascript", "typescript", "rust", "golang", "java", "sql", "bash", "regex")
+# Any one of these words makes a prompt a `coding` task (not a score cue by itself).
+_CODING = (
+    "python javascript typescript rust golang java c++ c# sql bash regex pytest numpy"
+    " pandas react git github kubernetes docker dockerfile json yaml html css http tls"
+    " api apis linux vim boolean integer algorithm algorithms recursion compiler debug"
+    " debugging refactor function functions script scripts code codebase endpoint hashing"
+    " database databases schema cache caching deploy"
 )
+CODING_WORDS = frozenset(_CODING.split())
 _WORD = re.compile(r"[a-z0-9_+#']+")
 _ARITHMETIC = re.compile(r"\d\s?[-+*/^=]\s?\d")
 _LIST_ITEM = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*])\s")
@@ -99,7 +105,7 @@ _LIST_ITEM = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*])\s")
 class Cues:
     counts: dict[str, int]
     words: int  # in the head: enough to saturate `length`
-    coding: bool  # a code symbol or a programming language named: the `coding` task
+    coding: bool  # a code symbol or a coding word (CODING_WORDS): the `coding` task
 
 
 def cues(text: str) -> Cues:
@@ -111,8 +117,8 @@ def cues(text: str) -> Cues:
         group = CUE_WORDS.get(w)
         if group is not None:
             counts[group] += 1
-            if group == "code" and w in CODE_LANGUAGES:
-                languages = True
+        if w in CODING_WORDS:
+            languages = True
     symbols = 0
     for phrase, group in PHRASES:
         n = head.count(phrase)
@@ -123,7 +129,7 @@ def cues(text: str) -> Cues:
     counts["math"] += len(_ARITHMETIC.findall(head))
     if "\n" in head:
         counts["multi_step"] += len(_LIST_ITEM.findall(head))
-    coding = languages or symbols > 0 or counts["code"] >= 3
+    coding = languages or symbols > 0
     return Cues(counts, len(words), coding)
 
 
