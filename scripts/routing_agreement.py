@@ -143,7 +143,8 @@ def section(engine_url: str | None, engine_model: str) -> str:
     lines = [
         START,
         f"Sample: {len(examples)} prompts, {n_complex} complex and"
-        f" {len(examples) - n_complex} simple (`serving/gateway/policy/classify/data/sample.jsonl`)."
+        f" {len(examples) - n_complex} simple"
+        " (`serving/gateway/policy/classify/data/sample.jsonl`)."
         f" Cost: simple → {CHEAP}, complex → {PREMIUM}, each prompt its estimated input plus"
         f" {OUTPUT_TOKENS} output tokens.",
         "",
