@@ -202,3 +202,38 @@ def test_a_bad_hint_is_the_clients_400() -> None:
     assert r.status_code == 400
     assert "x-serving-quality" in r.json()["error"]["message"]
     assert fake.requests == []
+
+
+def test_a_keys_route_hints_apply_unless_a_header_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROUTING_TEST_KEY", "sk-frugal")
+    fake = FakeUpstream([Reply.json(chat_completion("ok"))])
+    data = yaml.safe_load(SEED.read_text())
+    data["server"] = {
+        "keys": [
+            {
+                "name": "frugal",
+                "key_env": "ROUTING_TEST_KEY",
+                "route_hints": {"quality": "basic", "cost_sensitive": True},
+            }
+        ]
+    }
+    with serve(fake.app) as url:
+        for u in data["upstreams"]:
+            u.update(dialect="openai", base_url=url + "/v1")
+        with serve(create_app(parse_settings(data))) as gw:
+
+            def target(headers: dict[str, str]) -> str:
+                r = httpx.post(
+                    gw + "/v1/chat/completions",
+                    json=_chat("hello"),
+                    headers={"authorization": "Bearer sk-frugal", **headers},
+                    timeout=10,
+                )
+                assert r.status_code == 200, r.text
+                return r.headers["x-serving-target"]
+
+            assert target({}) == "openai/gpt-4o-mini"
+            assert target({"x-serving-quality": "good"}) == "anthropic/claude-3-haiku-20240307"
+            assert target({"x-serving-cost-sensitive": "false"}) == "openai/gpt-4o"
