@@ -65,15 +65,18 @@ class Router:
                 assert cls.upstream is not None
                 self._model[route.model] = ModelClassifier(cls, upstreams[cls.upstream])
 
-    def signals(self, facts: RequestFacts, hints: Hints) -> Signals:
+    def signals(self, facts: RequestFacts, hints: Hints, *, read: bool = True) -> Signals:
+        """The request's routing signals; `read=False` skips the prompt's cue pass (no rule
+        will read it), so the `coding` task is then not detected."""
         ctx = self._context
         prompt = ctx.text_tokens(facts) + ctx.attachment_tokens(facts, "")
-        found = features.cues(facts.prompt or facts.text)
-        tasks = tasks_of(facts, prompt, self._long, found.coding)
+        found = features.cues(facts.prompt or facts.text) if read else None
+        coding = found is not None and found.coding
+        tasks = tasks_of(facts, prompt, self._long, coding)
         return Signals(prompt, tasks, needs_of(facts), hints, hints.tier, found)
 
     async def decide(self, route: Route, facts: RequestFacts, hints: Hints) -> Decision:
-        s = self.signals(facts, hints)
+        s = self.signals(facts, hints, read=bool(route.rules))
         if not route.rules:
             return self._escalate(route, s)
         score: Score | None = None
