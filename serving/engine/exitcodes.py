@@ -22,3 +22,6 @@ class ExitCode(IntEnum):
     GATEWAY_FAILED = 8  # `serve`: the gateway exited or never answered
     NO_GPU = 9  # serve-profile.sh: no NVIDIA GPU found (and none given with GPU=/COUNT=)
     SELF_CHECK_FAILED = 10  # `model check`: the engine's answers differ from the reference
+    # `gateway`: the drain deadline cut requests still in flight; `serve`: a child had to be
+    # killed (or the gateway reported a cut) while stopping
+    DRAIN_INCOMPLETE = 11

@@ -41,6 +41,7 @@ class ChildProcess:
         self.env = dict(env) if env is not None else None
         self.stdout = stdout
         self._popen: subprocess.Popen[bytes] | None = None
+        self.killed = False  # stop() had to SIGKILL what was left
 
     @property
     def pid(self) -> int:
@@ -89,6 +90,7 @@ class ChildProcess:
         status = self.wait(grace_s)
         wait_group_gone(self.pid, max(0.0, deadline - time.monotonic()))
         if status is None or group_alive(self.pid):
+            self.killed = True
             self.signal_group(signal.SIGKILL)
             status = self.wait(10.0) if status is None else status
             wait_group_gone(self.pid, 10.0)

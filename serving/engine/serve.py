@@ -8,8 +8,11 @@ The engine starts first and must be healthy before the gateway starts. The embed
 then self-checked against the transformers reference (serving.engine.selfcheck): a mismatch is
 a loud warning naming the dtype and the CPU flags, and serving goes on (`serving model check`
 is the strict form). SIGINT (Ctrl-C) and
-SIGTERM stop the gateway, then the engine (whose launcher drains vLLM), each by process group.
-If either child dies, the other is stopped too and the exit code says which one failed.
+SIGTERM stop the gateway first, waiting for its drain (`server.drain` in its config: streams in
+flight finish, up to the deadline), then the engine (whose launcher drains vLLM), each by
+process group. If either child dies, the other is stopped too and the exit code says which one
+failed; a stop that had to SIGKILL a child, or a gateway drain that had to cut requests, exits
+`DRAIN_INCOMPLETE` (11) instead of 0.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ ENGINE_STARTUP_S = 24 * 3600.0
 GATEWAY_STARTUP_S = 60.0
 # The launcher drains vLLM for up to 30 s; give it that and a margin before SIGKILL.
 ENGINE_STOP_GRACE_S = 45.0
-GATEWAY_STOP_GRACE_S = 15.0
+# The gateway drains on SIGTERM for up to its config's `server.drain` deadline (and window),
+# then cuts what is left; it gets that plus this margin before SIGKILL.
+GATEWAY_STOP_MARGIN_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -155,9 +160,21 @@ def run_serve(options: ServeOptions, stop: threading.Event, report: Reporter = _
             report(f"[serve] gateway {outcome.value}")
             return ExitCode.OK if outcome is Startup.STOPPED else ExitCode.GATEWAY_FAILED
         print(usage_hint(options), flush=True)
-        return _watch(engine, gateway, stop, report)
+        code = _watch(engine, gateway, stop, report)
     finally:
-        _stop_both(engine, gateway, report)
+        clean = _stop_both(engine, gateway, gateway_grace(options.config), report)
+    return code if code is not ExitCode.OK or clean else ExitCode.DRAIN_INCOMPLETE
+
+
+def gateway_grace(config: Path) -> float:
+    """How long the gateway may take to drain before it is killed: its drain settings."""
+    from serving.gateway.settings import ConfigError, load_settings
+
+    try:
+        drain = load_settings(config).server.drain
+    except ConfigError:
+        return GATEWAY_STOP_MARGIN_S  # it will not have started with that config anyway
+    return max(drain.deadline, drain.window) + GATEWAY_STOP_MARGIN_S
 
 
 def run_self_check(options: ServeOptions, check: SelfCheck, report: Reporter) -> bool:
@@ -208,9 +225,23 @@ def _watch(
     return ExitCode.OK
 
 
-def _stop_both(engine: ChildProcess, gateway: ChildProcess, report: Reporter) -> None:
-    # Gateway first, so no request reaches an engine that is going away.
+def _stop_both(
+    engine: ChildProcess, gateway: ChildProcess, gateway_grace_s: float, report: Reporter
+) -> bool:
+    """Gateway first (its drain finishes before the engine goes), then the engine. False when
+    either had to be killed or the gateway's drain cut requests."""
+    clean = True
     if gateway.poll() is None:
-        gateway.stop(GATEWAY_STOP_GRACE_S)
+        status = gateway.stop(gateway_grace_s)
+        if gateway.killed:
+            report(f"[serve] the gateway did not drain within {gateway_grace_s:g}s: killed")
+            clean = False
+        elif status == ExitCode.DRAIN_INCOMPLETE:
+            report("[serve] the gateway's drain deadline cut requests still in flight")
+            clean = False
     engine.stop(ENGINE_STOP_GRACE_S)
+    if engine.killed:
+        report(f"[serve] the engine did not stop within {ENGINE_STOP_GRACE_S:g}s: killed")
+        clean = False
     report("[serve] stopped")
+    return clean

@@ -4,7 +4,7 @@ and errors rendered in each path's dialect."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -17,6 +17,7 @@ from serving.gateway.dialects.anthropic import router as anthropic
 from serving.gateway.dialects.gemini import router as gemini
 from serving.gateway.dialects.openai import router as openai
 from serving.gateway.endpoint import DialectAdapter
+from serving.gateway.gatekeeper import GateMiddleware
 from serving.gateway.lifecycle import SCOPE_KEY, Lifecycle, Renderer, record_of
 from serving.gateway.runtime import Gateway
 from serving.gateway.settings import Settings
@@ -37,6 +38,11 @@ _REQUEST_ID_HEADERS = {"anthropic": b"request-id"}
 def dialect_for(path: str) -> tuple[str, Renderer]:
     adapter = next(a for prefix, a in _DIALECTS if path.startswith(prefix))
     return adapter.name, adapter.render_error
+
+
+def error_frame_for(path: str) -> Callable[[Exception], bytes]:
+    """The stream error event of the dialect a path speaks."""
+    return next(a for prefix, a in _DIALECTS if path.startswith(prefix)).grammar.error_frame
 
 
 def request_id_header(dialect: str) -> bytes:
@@ -71,6 +77,9 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     if settings.admin.enabled:
         app.include_router(admin.router)
     app.add_middleware(
+        GateMiddleware, keeper=gw.keeper, dialect_for=dialect_for, frame_for=error_frame_for
+    )
+    app.add_middleware(  # outermost: the gate's refusals are counted and logged too
         Lifecycle, metrics=gw.metrics, dialect_for=dialect_for, header_for=request_id_header
     )
     openapi.install(app)

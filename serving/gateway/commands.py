@@ -17,6 +17,12 @@ def register(subparsers: Any) -> None:
     gw.add_argument("--port", type=int, help="listen port (default: the config's server.port)")
     gw.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     gw.add_argument(
+        "--ops-port",
+        type=int,
+        help="serve /metrics and the detailed /ready on this port (default: the config's"
+        " ops.port; 0 picks a free one)",
+    )
+    gw.add_argument(
         "--log-format", choices=["text", "json"], help="default: the config's server.log_format"
     )
     gw.set_defaults(func=run_gateway)
@@ -52,18 +58,40 @@ def run_gateway(args: argparse.Namespace) -> int:
         return 2
     import uvicorn
 
+    from serving.engine.exitcodes import ExitCode
     from serving.gateway.app import create_app
+    from serving.gateway.drain import DrainingServer, bind
     from serving.gateway.logs import configure
 
     configure(args.log_level, args.log_format or settings.server.log_format)
     app = create_app(settings)
+    keeper = app.state.gateway.keeper
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    sockets = [bind(host, port)]
+    ops_port = args.ops_port if args.ops_port is not None else settings.ops.port
+    if ops_port is not None:
+        ops = bind(settings.ops.host or host, ops_port)
+        keeper.ops_port = ops.getsockname()[1]
+        sockets.append(ops)
+        print(f"ops endpoints on port {keeper.ops_port}", file=sys.stderr, flush=True)
     # uvicorn's own loggers go through the handler configured above (log_config=None); its
     # access log is off: the gateway writes one richer access line per request itself.
-    uvicorn.run(
-        app, host=host, port=port, log_level=args.log_level, access_log=False, log_config=None
+    config = uvicorn.Config(
+        app,
+        log_level=args.log_level,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,  # after the drain, nothing should be left to wait for
     )
+    server = DrainingServer(config, keeper, settings.server.drain)
+    server.run(sockets=sockets)
+    if keeper.cut_count:
+        print(
+            f"error: the drain deadline cut {keeper.cut_count} request(s) still in flight",
+            file=sys.stderr,
+        )
+        return int(ExitCode.DRAIN_INCOMPLETE)
     return 0
 
 

@@ -37,9 +37,7 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 async def read_json(request: Request, limit: int) -> tuple[bytes, dict[str, Any]]:
     """The raw body (kept for pass-through) and its parsed JSON object. Anything a client can
     send that is not a JSON object of valid Unicode is its 400 here, before any other work."""
-    body = await request.body()
-    if len(body) > limit:
-        raise RequestTooLarge(f"request body is {len(body)} bytes; the limit is {limit}")
+    body = await read_body(request, limit)
     try:
         parsed = json.loads(body)
     except RecursionError as exc:
@@ -51,6 +49,28 @@ async def read_json(request: Request, limit: int) -> tuple[bytes, dict[str, Any]
     if b"\\u" in body:
         _refuse_lone_surrogates(parsed)
     return body, parsed
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, never more than `limit` bytes of it in memory: a declared `Content-Length`
+    over the limit is refused before a byte is read, and a chunked (or lying) body is refused
+    as soon as what arrived passes the limit; the rest is never read."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise InvalidRequest(f"Content-Length is not a number: {declared[:40]!r}") from None
+        if size > limit:
+            raise RequestTooLarge(f"request body is {size} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise RequestTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _refuse_lone_surrogates(parsed: dict[str, Any]) -> None:

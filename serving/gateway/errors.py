@@ -9,6 +9,9 @@
      ├── RequestTooLarge                413     no
      ├── ClientClosed                   499     no   (the client went away; nothing is sent)
      ├── RateLimited                    429     yes  (carries retry_after seconds)
+     ├── Saturated                      429     yes  (the gateway's own limits are full;
+     │                                               Anthropic renders it 529 overloaded_error)
+     ├── ShuttingDown                   503     yes  (draining after SIGTERM; retry elsewhere)
      ├── UpstreamError                  502     yes  (an upstream answered badly: a 5xx, bytes
      │    │                                          that do not decode, a wrong shape, or any
      │    │                                          exception inside its client; `reason` says)
@@ -94,6 +97,23 @@ class RateLimited(GatewayError):
     status = 429
     retryable = True
     default_code = "rate_limit_exceeded"
+
+
+class Saturated(GatewayError):
+    """The gateway itself is at capacity: an upstream's concurrency limit and wait queue are
+    full, or the process's in-flight limit is. Not the upstream's fault (no breaker counts it);
+    the client is told to come back after `retry_after`."""
+
+    status = 429
+    retryable = True
+    default_code = "rate_limit_exceeded"
+
+
+class ShuttingDown(GatewayError):
+    """This gateway process is draining: another replica (or this one, restarted) will serve."""
+
+    status = 503
+    retryable = True
 
 
 class UpstreamError(GatewayError):

@@ -150,6 +150,34 @@ class Metrics:
             buckets=(64, 256, 1024, 4096, 16384, 32768, 65536, 131072, 262144, 1048576),
             registry=r,
         )
+        # Admission control and drain (admission.py, drain.py).
+        self.upstream_in_flight = Gauge(
+            "serving_upstream_in_flight",
+            "Requests in flight to each upstream (holding an admission slot)",
+            ["upstream"],
+            registry=r,
+        )
+        self.upstream_queued = Gauge(
+            "serving_upstream_queued",
+            "Requests waiting for an admission slot of each upstream",
+            ["upstream"],
+            registry=r,
+        )
+        self.admission_rejected = Counter(
+            "serving_admission_rejected",
+            "Requests refused by admission control, by scope (an upstream name, or gateway)"
+            " and why (queue_full, queue_timeout, in_flight, draining)",
+            ["scope", "reason"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "serving_in_flight_requests",
+            "API requests in flight in this gateway process (streams included)",
+            registry=r,
+        )
+        self.draining = Gauge(
+            "serving_draining", "1 while the gateway drains after SIGTERM, else 0", registry=r
+        )
 
         self.route_decisions = Counter(
             "serving_route_decisions",

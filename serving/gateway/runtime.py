@@ -9,7 +9,9 @@ from collections.abc import Mapping
 
 import httpx
 
+from serving.gateway.admission import UpstreamGate
 from serving.gateway.dispatch import Dispatcher
+from serving.gateway.gatekeeper import Gatekeeper
 from serving.gateway.metrics import Metrics
 from serving.gateway.settings import RouteHints, Settings, Upstream
 from serving.gateway.upstreams.base import UpstreamClient
@@ -23,14 +25,29 @@ log = logging.getLogger("serving.gateway.runtime")
 def _http_client(
     config: Upstream, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
-    """One pooled client per upstream; per-read timeout is the stream idle bound."""
+    """One pooled client per upstream; per-read timeout is the stream idle bound.
+
+    The pool has no connection cap: admission control (admission.py) decides how many requests
+    an upstream gets, and the gateway-wide in-flight limit bounds the total, so a request never
+    waits here, where a wait would look like a slow upstream."""
     t = config.timeouts
+    keepalive = config.limits.max_concurrency or 256
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(
             connect=t.connect, read=t.stream_idle, write=t.connect, pool=t.connect
         ),
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=keepalive),
+        trust_env=False,
+    )
+
+
+def _probe_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """Health and readiness probes' own connections: a loaded request pool must never make a
+    healthy upstream look down."""
+    return httpx.AsyncClient(
+        transport=transport,
+        limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
         trust_env=False,
     )
 
@@ -54,6 +71,15 @@ class Gateway:
         self.upstreams: dict[str, UpstreamClient] = {
             u.name: build_client(u, _http_client(u, fakes.get(u.name))) for u in settings.upstreams
         }
+        self._probe_clients: list[httpx.AsyncClient] = []
+        for u in settings.upstreams:
+            client = self.upstreams[u.name]
+            if isinstance(client, HTTPUpstream):
+                client.gate = UpstreamGate(
+                    u.name, len(u.urls), u.limits, self.metrics, client.health_flags
+                )
+                client.probe_http = _probe_client(fakes.get(u.name))
+                self._probe_clients.append(client.probe_http)
         self.health_checkers = _health_checkers(settings, self.upstreams, self.metrics)
         keys = _client_keys(settings)
         self.api_keys = frozenset(keys)
@@ -66,6 +92,8 @@ class Gateway:
             private_keys=frozenset(k for k, private in keys.items() if private),
         )
         self.admin_key = settings.admin.read_key() if settings.admin.enabled else None
+        self.keeper = Gatekeeper(settings.server, self.metrics)
+        self.ops_key = settings.ops.read_key()
 
     async def start(self) -> None:
         """Start background work (pool health probes); called from the app's lifespan."""
@@ -80,6 +108,7 @@ class Gateway:
     async def aclose(self) -> None:
         await asyncio.gather(*(hc.stop() for hc in self.health_checkers.values()))
         await asyncio.gather(*(u.aclose() for u in self.upstreams.values()))
+        await asyncio.gather(*(c.aclose() for c in self._probe_clients))
         if self.dispatcher.decisions is not None:
             self.dispatcher.decisions.close()
 
@@ -95,7 +124,8 @@ def _health_checkers(
             continue
         pool = PoolHealth(config.name, config.urls, config.health, metrics)
         client.health = pool
-        out[config.name] = HealthChecker(pool, client.http, config.health_path, {})
+        probe = client.probe_http or client.http
+        out[config.name] = HealthChecker(pool, probe, config.health_path, {})
     return out
 
 

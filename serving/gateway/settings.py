@@ -28,6 +28,7 @@ FailureReason = Literal[
     "upstream_auth",  # 401/403 from the upstream: the gateway's key for it is wrong
     "not_found",  # 404 from the upstream: the target's model is not served there
     "invalid_request",  # other 4xx: the client's request is at fault
+    "saturated",  # the gateway's own concurrency limit for the upstream is full (admission.py)
 ]
 DEFAULT_FALLBACK_ON: tuple[FailureReason, ...] = (
     "connect",
@@ -39,6 +40,7 @@ DEFAULT_FALLBACK_ON: tuple[FailureReason, ...] = (
     "capability",
     "upstream_auth",
     "not_found",
+    "saturated",
 )
 DEFAULT_RETRY_ON: tuple[FailureReason, ...] = (
     "connect",
@@ -100,6 +102,19 @@ class HealthCheck(_Strict):
     healthy_after: int = Field(default=1, ge=1)  # consecutive good probes
 
 
+class Limits(_Strict):
+    """Admission control for one upstream (gateway/admission.py): at most `max_concurrency`
+    requests in flight to it (and `per_endpoint` to each endpoint of a pool), up to `queue`
+    more waiting for a slot for at most `queue_timeout` seconds; beyond that the target is
+    `saturated` and the chain moves on. None: no limit (the gateway-wide one still holds)."""
+
+    max_concurrency: int | None = Field(default=None, ge=1)
+    per_endpoint: int | None = Field(default=None, ge=1)
+    queue: int = Field(default=0, ge=0)
+    queue_timeout: float = Field(default=1.0, ge=0)
+    retry_after: float = Field(default=1.0, gt=0)  # what a saturated answer tells clients
+
+
 class LocalCost(_Strict):
     """What a self-hosted answer costs: GPU time at an hourly price and an assumed throughput.
 
@@ -138,6 +153,7 @@ class Upstream(_Strict):
     circuit: Circuit | None = None
     fallback_on: list[FailureReason] | None = None
     local_cost: LocalCost | None = None  # local upstreams only; default `cost.local`
+    limits: Limits = Limits()
 
     @property
     def health_checked(self) -> bool:
@@ -320,6 +336,23 @@ class ClientKey(_Strict):
         return read_secret(self.key_env, self.key_file)
 
 
+class Drain(_Strict):
+    """Graceful shutdown on SIGTERM (gateway/drain.py): `/ready` fails at once; for `window`
+    seconds the listener stays up and new requests get a 503 with `retry-after`; requests in
+    flight may finish until `deadline` seconds after the signal, then any still running are
+    ended with the dialect's error (event) and the exit status says so."""
+
+    window: float = Field(default=5.0, ge=0)
+    deadline: float = Field(default=30.0, ge=0)
+    retry_after: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _deadline_covers_window(self) -> Drain:
+        if self.deadline < self.window:
+            raise ValueError("drain.deadline must be at least drain.window")
+        return self
+
+
 class Server(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -327,6 +360,10 @@ class Server(_Strict):
     api_keys_env: str | None = None  # comma-separated keys with the default (non-private) policy
     keys: list[ClientKey] = Field(default_factory=list)
     log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/operations)
+    # Requests in flight in the whole process (streams included); beyond it: the overload answer.
+    max_in_flight: int = Field(default=4096, ge=1)
+    overload_retry_after: float = Field(default=1.0, gt=0)
+    drain: Drain = Drain()
 
 
 class Policy(_Strict):
@@ -409,6 +446,20 @@ class Admin(_Strict):
         return read_secret(self.key_env, self.key_file)
 
 
+class Ops(_Strict):
+    """Where `/metrics` and the detailed `/ready` are served. With `port`, they listen there
+    (and the API port keeps only `/health` and a bare `/ready`); with a key (`key_env` /
+    `key_file`), the API port serves them to requests that present it as a bearer token."""
+
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str | None = None  # default: server.host
+    key_env: str | None = None
+    key_file: str | None = None
+
+    def read_key(self) -> str | None:
+        return read_secret(self.key_env, self.key_file)
+
+
 class State(_Strict):
     """Shared state: conversation records (Responses `store`) and, with several replicas, the
     counters behind per-key limits and budgets. In-process/SQLite by default; Redis when
@@ -440,6 +491,7 @@ class Settings(_Strict):
     admin: Admin = Admin()
     state: State = State()
     routing: Routing = Routing()
+    ops: Ops = Ops()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Settings:

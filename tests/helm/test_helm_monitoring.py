@@ -25,30 +25,56 @@ ENGINE_METRICS = [
 ]
 
 
-def test_service_monitor_scrapes_gateway_and_engines(chart: Renderer) -> None:
+def test_service_monitors_scrape_engines_on_http_and_the_gateway_on_its_ops_port(
+    chart: Renderer,
+) -> None:
     rendered = chart.render("llama-3.1-8b.yaml")
-    monitor = rendered.one("ServiceMonitor", FULLNAME)
-    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    spec = monitor["spec"]
-    assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
-    assert spec["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
     services = {s["metadata"]["name"]: s for s in rendered.all("Service")}
-    picked = sorted(
-        n for n, s in services.items() if selects(spec["selector"], s["metadata"]["labels"])
-    )
-    assert picked == sorted(services) == [f"{FULLNAME}-gateway", f"{FULLNAME}-llama-8b"]
-    for service in services.values():
-        assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
+    assert sorted(services) == [f"{FULLNAME}-gateway", f"{FULLNAME}-llama-8b"]
+    picked: dict[str, list[str]] = {}
+    for name, port in ((FULLNAME, "http"), (f"{FULLNAME}-gateway", "ops")):
+        monitor = rendered.one("ServiceMonitor", name)
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        spec = monitor["spec"]
+        assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+        assert spec["endpoints"] == [{"port": port, "path": "/metrics", "interval": "15s"}]
+        picked[name] = sorted(
+            n for n, s in services.items() if selects(spec["selector"], s["metadata"]["labels"])
+        )
+        for service in picked[name]:  # every selected Service has the scraped port
+            assert port in [p["name"] for p in services[service]["spec"]["ports"]]
+    assert picked == {
+        FULLNAME: [f"{FULLNAME}-llama-8b"],
+        f"{FULLNAME}-gateway": [f"{FULLNAME}-gateway"],
+    }
+    gateway_ports = services[f"{FULLNAME}-gateway"]["spec"]["ports"]
+    assert [(p["name"], p["port"]) for p in gateway_ports] == [("http", 8000), ("ops", 9090)]
+
+
+def test_without_an_ops_port_one_monitor_scrapes_both_on_http(chart: Renderer) -> None:
+    rendered = chart.render("llama-3.1-8b.yaml", values={"gateway": {"ops": {"port": None}}})
+    monitor = rendered.one("ServiceMonitor", FULLNAME)
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    services = rendered.all("Service")
+    assert all(selects(monitor["spec"]["selector"], s["metadata"]["labels"]) for s in services)
+    assert len(rendered.all("ServiceMonitor")) == 1
 
 
 def test_pod_monitor(chart: Renderer) -> None:
     rendered = chart.render(values={"monitoring": {"kind": "PodMonitor"}})
-    spec = rendered.one("PodMonitor", FULLNAME)["spec"]
-    assert spec["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
-    assert "endpoints" not in spec
+    engines = rendered.one("PodMonitor", FULLNAME)["spec"]
+    gateway = rendered.one("PodMonitor", f"{FULLNAME}-gateway")["spec"]
+    assert engines["podMetricsEndpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "15s"}
+    ]
+    assert gateway["podMetricsEndpoints"] == [
+        {"port": "ops", "path": "/metrics", "interval": "15s"}
+    ]
+    assert "endpoints" not in engines
     pods = [d["spec"]["template"]["metadata"]["labels"] for d in rendered.all("Deployment")]
-    assert all(selects(spec["selector"], labels) for labels in pods) and len(pods) == 2
+    assert len(pods) == 2
+    assert all(selects(engines["selector"], p) or selects(gateway["selector"], p) for p in pods)
 
 
 def test_no_monitors_by_default(chart: Renderer) -> None:
@@ -140,7 +166,8 @@ def test_annotation_discovery(chart: Renderer) -> None:
     """monitoring.kind annotations: prometheus.io/* on the gateway and engine pods, no monitor."""
     rendered = chart.render(values={"monitoring": {"kind": "annotations"}})
     assert rendered.all("ServiceMonitor") == rendered.all("PodMonitor") == []
-    for name, port in ((f"{FULLNAME}-gateway", "8000"), (f"{FULLNAME}-llama-8b", "8000")):
+    # The gateway is scraped on its ops port, the engines on their API port.
+    for name, port in ((f"{FULLNAME}-gateway", "9090"), (f"{FULLNAME}-llama-8b", "8000")):
         annotations = rendered.one("Deployment", name)["spec"]["template"]["metadata"][
             "annotations"
         ]

@@ -120,7 +120,9 @@ def test_multinode_group_reaches_itself(chart: Renderer) -> None:
 
 def test_gateway_policy(chart: Renderer) -> None:
     open_policy = _policy(chart.render(), GATEWAY)["spec"]
-    assert open_policy["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]
+    assert open_policy["ingress"] == [
+        {"ports": [{"port": 8000, "protocol": "TCP"}, {"port": 9090, "protocol": "TCP"}]}
+    ]
     values = {"networkPolicy": {"gateway": {"allowedNamespaces": ["apps"]}}}
     rule = _policy(chart.render(values=values), GATEWAY)["spec"]["ingress"][0]
     expr = rule["from"][0]["namespaceSelector"]["matchExpressions"][0]

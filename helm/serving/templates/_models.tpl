@@ -96,13 +96,27 @@ gateway.routes verbatim. Takes (dict "root" $ "models" $resolvedItems); returns 
 {{- end -}}
 
 {{/* The whole gateway config file (the format of serving/gateway/settings.py). */}}
+{{/*
+Seconds Kubernetes gives a gateway pod to stop: the preStop sleep, the drain (its deadline, or
+its window if longer), and a margin for the cut streams' last frames and the process exit.
+*/}}
+{{- define "serving.gateway.terminationGrace" -}}
+{{- $d := .Values.gateway.drain -}}
+{{- add (int $d.preStopSleep) (int (ceil (max $d.window $d.deadline))) 15 -}}
+{{- end -}}
+
 {{- define "serving.gateway.config" -}}
 {{- $models := (include "serving.models" . | fromYaml).items -}}
 {{- $server := dict "host" "0.0.0.0" "port" (int .Values.gateway.port) "max_body_bytes" (int64 .Values.gateway.config.maxBodyBytes) -}}
 {{- if .Values.gateway.clientKeys.secretName -}}
 {{- $_ := set $server "api_keys_env" .Values.gateway.clientKeys.env -}}
 {{- end -}}
+{{- $d := .Values.gateway.drain -}}
+{{- $_ := set $server "drain" (dict "window" $d.window "deadline" $d.deadline "retry_after" $d.retryAfter) -}}
 {{- $cfg := dict "server" $server -}}
+{{- if .Values.gateway.ops.port -}}
+{{- $_ := set $cfg "ops" (dict "port" (int .Values.gateway.ops.port)) -}}
+{{- end -}}
 {{- $_ := set $cfg "upstreams" (include "serving.gateway.upstreams" (dict "root" . "models" $models) | fromYaml).items -}}
 {{- $_ := set $cfg "routes" (include "serving.gateway.routes" (dict "root" . "models" $models) | fromYaml).items -}}
 {{- $cfg = mergeOverwrite $cfg (deepCopy .Values.gateway.config.extra) -}}

@@ -22,6 +22,7 @@ from serving.gateway.errors import (
     PermissionDenied,
     PrivacyBlocked,
     RateLimited,
+    Saturated,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -31,6 +32,8 @@ from serving.gateway.settings import FailureReason
 
 def classify(exc: GatewayError) -> FailureReason:
     """The reason label of an upstream failure."""
+    if isinstance(exc, Saturated):
+        return "saturated"
     if isinstance(exc, UpstreamUnavailable):
         return "connect"
     if isinstance(exc, UpstreamTimeout):
@@ -53,8 +56,9 @@ def classify(exc: GatewayError) -> FailureReason:
 
 
 def counts_against_circuit(reason: FailureReason) -> bool:
-    """A failure that says the target is unwell (a client's bad request or long prompt does not)."""
-    return reason not in ("invalid_request", "context_window", "capability")
+    """A failure that says the target is unwell (a client's bad request or long prompt does not,
+    nor the gateway's own admission limit: the upstream was never asked)."""
+    return reason not in ("invalid_request", "context_window", "capability", "saturated")
 
 
 @dataclass(slots=True)
@@ -94,6 +98,14 @@ def final_error(route: str, failures: list[Failure], private: bool) -> GatewayEr
         return CapabilityMissing(
             f"model {route!r} does not support tool calling on this deployment: {summary}",
             param=missing[0].param,
+        )
+    saturated = [f.error for f in attempted if isinstance(f.error, Saturated)]
+    if saturated and len(saturated) == len(attempted):
+        # Every target tried was full: the gateway's overload answer, not a 503, so clients
+        # back off for `retry-after` instead of treating the service as down.
+        return Saturated(
+            f"every target of {route!r} is at the gateway's concurrency limit: {summary}",
+            retry_after=min(e.retry_after or 1.0 for e in saturated),
         )
     if len(attempted) == 1 and len(failures) == 1 and attempted[0].error is not None:
         # One target tried: its own error, status and retry-after kept. An upstream's 401/403

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import httpx
 
 from serving.gateway import canonical as c
+from serving.gateway.admission import UpstreamGate
 from serving.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
 from serving.gateway.settings import Upstream as UpstreamConfig
 from serving.gateway.sse import iter_events
@@ -49,21 +50,19 @@ class HTTPUpstream(UpstreamClient):
     def __init__(self, config: UpstreamConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)
         self._urls = config.urls
-        self._inflight = [0] * len(self._urls)
         self._headers = self.auth_headers(config.api_key())
         self._timeouts = config.timeouts
         self.health: PoolHealth | None = None  # set by the gateway when the pool is checked
+        # Admission slots per endpoint; the gateway rebuilds it with its metrics.
+        self.gate = UpstreamGate(self.name, len(self._urls), config.limits, None, self.health_flags)
+        self.probe_http: httpx.AsyncClient | None = None  # readiness probes' own client
+
+    def health_flags(self) -> list[bool] | None:
+        return self.health.healthy if self.health is not None else None
 
     def auth_headers(self, key: str | None) -> dict[str, str]:
         """Headers sent on every request; the default is a bearer token when a key is set."""
         return {"authorization": f"Bearer {key}"} if key else {}
-
-    def _pick(self) -> int:
-        """Fewest in flight among healthy endpoints (all of them when none is known healthy)."""
-        ids: list[int] | range = range(len(self._urls))
-        if self.health is not None and self.health.any_healthy():
-            ids = [i for i in ids if self.health.healthy[i]]
-        return min(ids, key=self._inflight.__getitem__)
 
     @asynccontextmanager
     async def _open(
@@ -74,13 +73,14 @@ class HTTPUpstream(UpstreamClient):
         `url_path` is relative to the base URL, or to the server root when `root` is set (vLLM
         serves /tokenize beside /v1, not under it).
         """
-        i = self._pick()
-        self._inflight[i] += 1
-        base = self._urls[i].removesuffix("/v1") if root else self._urls[i]
-        headers = {**self._headers, "content-type": "application/json"}
-        request = self.http.build_request("POST", base + url_path, content=body, headers=headers)
+        i = await self.gate.acquire()  # may wait in the queue, or raise Saturated
         response: httpx.Response | None = None
         try:
+            base = self._urls[i].removesuffix("/v1") if root else self._urls[i]
+            headers = {**self._headers, "content-type": "application/json"}
+            request = self.http.build_request(
+                "POST", base + url_path, content=body, headers=headers
+            )
             try:
                 async with asyncio.timeout(self._timeouts.first_byte):
                     response = await self.http.send(request, stream=True)
@@ -99,9 +99,11 @@ class HTTPUpstream(UpstreamClient):
                 raise error_from_response(response.status_code, raw, response.headers, self.name)
             yield response
         finally:
-            self._inflight[i] -= 1
-            if response is not None:
-                await response.aclose()
+            try:
+                if response is not None:
+                    await response.aclose()
+            finally:
+                self.gate.release(i)
 
     async def _read(self, response: httpx.Response) -> bytes:
         try:
@@ -217,7 +219,8 @@ class HTTPUpstream(UpstreamClient):
     async def get_ok(self, url: str) -> bool:
         """Readiness probe: a GET that answers 2xx within two seconds."""
         try:
-            response = await self.http.get(url, headers=self._headers, timeout=2.0)
+            http = self.probe_http or self.http
+            response = await http.get(url, headers=self._headers, timeout=2.0)
         except httpx.HTTPError:
             return False
         return response.status_code < 300

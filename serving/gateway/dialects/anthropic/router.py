@@ -13,7 +13,7 @@ from serving.gateway.dialects.anthropic import protocol as p
 from serving.gateway.dialects.anthropic import stream as s
 from serving.gateway.dialects.anthropic import translate as t
 from serving.gateway.endpoint import CountExchange, DialectAdapter, Exchange
-from serving.gateway.errors import GatewayError
+from serving.gateway.errors import GatewayError, Saturated
 from serving.gateway.relay import StreamGrammar, json_response
 from serving.gateway.upstreams.base import RawCall
 
@@ -30,7 +30,9 @@ def render_error(exc: GatewayError, request_id: str) -> Response:
         headers["x-should-retry"] = "false"  # the SDK would otherwise retry some of these
     if exc.retry_after:
         headers["retry-after"] = f"{exc.retry_after:g}"
-    return json_response(body.model_dump(), exc.status, headers)
+    # The gateway's own overload is Anthropic's 529, which its SDKs back off from.
+    status = 529 if isinstance(exc, Saturated) else exc.status
+    return json_response(body.model_dump(), status, headers)
 
 
 DIALECT = DialectAdapter(

@@ -20,7 +20,7 @@ from serving.gateway.dialects.anthropic.translate import (
     tool_use_id,
     usage_to_canonical,
 )
-from serving.gateway.errors import GatewayError, UpstreamError
+from serving.gateway.errors import GatewayError, Saturated, UpstreamError
 from serving.gateway.sse import named_frame
 
 
@@ -139,6 +139,8 @@ class EventEncoder:
 
 
 def error_type(error: Exception) -> str:
+    if isinstance(error, Saturated):
+        return "overloaded_error"
     status = error.status if isinstance(error, GatewayError) else 500
     return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
