@@ -75,8 +75,8 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 LITELLM_VENV ?= .venv-litellm
 BENCH        := $(PY) scripts/bench
 BENCH_QUICK  ?=
-BENCHES       = bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy
-BENCHES_QUICK = bench-matrix bench-failover bench-privacy
+BENCHES       = bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy bench-routing
+BENCHES_QUICK = bench-matrix bench-failover bench-privacy bench-routing
 
 BENCH_STAMP  := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP) pyproject.toml
@@ -86,7 +86,10 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 $(LITELLM_VENV)/bin/litellm: scripts/setup-litellm-venv.sh
 	bash scripts/setup-litellm-venv.sh $(PYTHON) $(LITELLM_VENV)
 
-.PHONY: bench bench-quick bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy
+.PHONY: bench bench-quick bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy bench-routing
+bench-routing: $(STAMP) ## Routing decision cost per classifier (features: budget 50 µs p99); reports/routing-bench.json
+	$(PY) scripts/bench_routing.py
+
 bench: $(BENCH_STAMP) ## All benchmarks, full counts; regenerates docs/benchmarks.md (+ PNGs)
 	$(MAKE) $(BENCHES)
 	$(BENCH)/report.py

@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "serving.gateway.keycommands",
     "serving.engine.commands",
     "serving.catalog.commands",
+    "serving.gateway.route_commands",
 )
 
 

@@ -110,6 +110,10 @@ def check_config(args: argparse.Namespace) -> int:
             when = [f"prompt >= {e.min_prompt_tokens} tokens"] if e.min_prompt_tokens else []
             when += ["tools declared"] if e.tools else []
             print(f"    escalates to {e.to} when {' or '.join(when) or 'never (no condition)'}")
+        for rule in route.rules:
+            set_ = rule.when.model_dump(exclude_none=True)
+            when_text = ", ".join(f"{k}={v}" for k, v in set_.items()) or "always"
+            print(f"    rule {rule.name}: {when_text} -> {rule.to}")
     for warning in config_warnings(settings):
         print(f"warning: {warning}")
     return 0

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from serving.gateway.errors import AuthenticationFailed, InvalidRequest, RequestTooLarge
 from serving.gateway.lifecycle import SCOPE_KEY, RequestRecord
 from serving.gateway.policy.caller import Caller, presented_key
+from serving.gateway.policy.hints import read_hints
 from serving.gateway.runtime import Gateway
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,7 +32,10 @@ def authenticate(request: Request) -> tuple[Gateway, Caller]:
         if record is not None:
             record.key = policy.id
     private = policy is not None and policy.private
-    return gateway, Caller(gateway.dispatcher.privacy.marked(request.headers, private), policy)
+    defaults = policy.route_hints if policy is not None else None
+    hints = read_hints(request.headers, gateway.settings.routing, defaults)
+    marked = gateway.dispatcher.privacy.marked(request.headers, private)
+    return gateway, Caller(marked, policy, hints)
 
 
 def get_gateway(request: Request) -> Gateway:

@@ -40,6 +40,7 @@ from serving.gateway.policy.circuit import Breaker, Circuits, Clock
 from serving.gateway.policy.context import with_max_tokens
 from serving.gateway.policy.continuation import Continuer
 from serving.gateway.policy.cost import Charge, CostMeter, load_price_table
+from serving.gateway.policy.decisions import DecisionLog
 from serving.gateway.policy.fallback import (
     Failure,
     classify,
@@ -48,6 +49,7 @@ from serving.gateway.policy.fallback import (
 )
 from serving.gateway.policy.privacy import PrivacyPolicy
 from serving.gateway.policy.retry import Random, RetryPolicy, Sleep
+from serving.gateway.policy.router import Decision
 from serving.gateway.policy.routing import Plan, Planner
 from serving.gateway.policy.streams import guard_bytes, guard_events
 from serving.gateway.settings import Route, Settings, Target
@@ -81,6 +83,8 @@ class Outcome:
     max_tokens: int | None = None  # the output budget, when lowered to fit the target's window
     continuer: Continuer | None = None  # for a stream: the rest of the chain, should it break
     deadline: float | None = None  # for a stream: when its `timeouts.total` runs out (loop time)
+    decision: Decision | None = None  # which rule chose the chain (policy/router.py)
+    decisions: DecisionLog | None = None  # the opt-in decision log, written when it ends
 
 
 @dataclass(slots=True)
@@ -127,6 +131,8 @@ class Dispatcher:
         self.privacy = PrivacyPolicy(settings.privacy)
         self.planner = Planner(settings, upstreams, metrics, self.privacy)
         self.meter = CostMeter(settings, metrics, load_price_table())
+        path = settings.routing.decision_log
+        self.decisions = DecisionLog(path) if path else None
 
     def route(self, model: str) -> Route:
         route = self._settings.route_for(model)
@@ -156,7 +162,8 @@ class Dispatcher:
         """
         asked = self.route(model)
         facts = await self.planner.facts(call)
-        route = self.planner.escalated(asked, facts) or asked
+        decision = await self.planner.router.decide(asked, facts, caller.hints)
+        route = decision.route
         canonical = request if isinstance(request, c.ChatRequest) else None
         plan = await self.planner.plan(route, facts, caller, canonical)
 
@@ -178,6 +185,8 @@ class Dispatcher:
         result = self._guarded(result, target, self.circuits[target.label], started)
         outcome = self._outcome(result, route, target, failures, plan.private)
         outcome.escalated_from = asked.model if asked is not route else None
+        outcome.decision = decision
+        outcome.decisions = self.decisions
         outcome.max_tokens = plan.max_tokens.get(target.label)
         if isinstance(result, RawStream | EventStream):
             outcome.deadline = started + self._settings.upstream(target.upstream).timeouts.total

@@ -177,11 +177,14 @@ class Lifecycle:
         stream = "true" if record.stream else "false"
         m.child(m.request_duration, route, record.dialect, stream).observe(elapsed)
         outcome, usage = record.outcome, record.usage
+        charge = None
         if usage is not None and outcome is not None:
             m.child(m.tokens, route, target, "input").inc(usage.input_tokens)
             m.child(m.tokens, route, target, "output").inc(usage.output_tokens)
             if outcome.meter is not None and int(status) < 400:
-                outcome.meter.record(outcome.route, outcome.target, usage)
+                charge = outcome.meter.record(outcome.route, outcome.target, usage)
+        if outcome is not None and outcome.decisions is not None:
+            outcome.decisions.write(outcome, usage, charge, int(status))
         if access.isEnabledFor(logging.INFO):
             # makeRecord + handle is what access.info() does, less the caller lookup (a stack
             # walk per line, for a file and line no format here shows)

@@ -89,7 +89,7 @@ class Metrics:
         self.skips = Counter(
             "serving_target_skips",
             "Targets passed over without an attempt, by reason"
-            " (circuit_open, unhealthy, private, context_window)",
+            " (circuit_open, unhealthy, private, capability, context_window)",
             ["route", "target", "reason"],
             registry=r,
         )
@@ -222,6 +222,28 @@ class Metrics:
             "serving_key_limit_errors",
             "Times the limits store (in-process or Redis) could not answer, by operation",
             ["operation"],
+            registry=r,
+        )
+
+        self.route_decisions = Counter(
+            "serving_route_decisions",
+            "Requests whose chain a route's rules chose, by the rule that fired"
+            ' ("none": the route\'s own chain) and the route it named',
+            ["route", "rule", "to"],
+            registry=r,
+        )
+        self.classifier_decisions = Counter(
+            "serving_classifier_decisions",
+            "Complexity classifications, by classifier (features, trained, model, forced,"
+            " fallback) and tier",
+            ["route", "classifier", "tier"],
+            registry=r,
+        )
+        self.classifier_fallbacks = Counter(
+            "serving_classifier_fallbacks",
+            "Model-classifier calls that fell back to the features classifier, by why"
+            " (timeout, error)",
+            ["route", "reason"],
             registry=r,
         )
 

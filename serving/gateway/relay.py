@@ -58,7 +58,12 @@ def outcome_headers(outcome: Outcome) -> dict[str, str]:
         headers["x-serving-cost-usd"] = f"{outcome.charge.cost:.8f}"
     if outcome.private is not None:
         headers["x-serving-private"] = "true"
-    if outcome.escalated_from is not None:
+    decision = outcome.decision
+    if decision is not None and decision.rule not in (None, "escalate"):
+        headers["x-serving-route"] = f"{outcome.route.model}; rule={decision.rule}"
+        if decision.score is not None:
+            headers["x-serving-route"] += f"; tier={decision.score.tier}"
+    elif outcome.escalated_from is not None:
         headers["x-serving-route"] = outcome.route.model
     if outcome.max_tokens is not None:
         headers["x-serving-max-tokens-lowered"] = f"{outcome.target.label}={outcome.max_tokens}"

@@ -18,7 +18,7 @@ from serving.gateway.metrics import Metrics
 from serving.gateway.policy.caller import Caller
 from serving.gateway.policy.keys import KeyFormatError, KeyPolicy, KeyRing
 from serving.gateway.policy.limits import KeyLimits
-from serving.gateway.settings import ClientKey, Settings, Upstream
+from serving.gateway.settings import ClientKey, RouteHints, Settings, Upstream
 from serving.gateway.state.counters import Counters, MemoryCounters, RedisCounters
 from serving.gateway.state.factory import build_store
 from serving.gateway.upstreams.base import UpstreamClient
@@ -159,6 +159,8 @@ class Gateway:
         await self.conversations.aclose()
         await asyncio.gather(*(c.aclose() for c in self._probe_clients))
         await self.limits.aclose()
+        if self.dispatcher.decisions is not None:
+            self.dispatcher.decisions.close()
 
 
 def _health_checkers(
@@ -217,6 +219,7 @@ def key_policy(entry: ClientKey, index: int) -> KeyPolicy:
         requests_per_minute=entry.requests_per_minute,
         tokens_per_minute=entry.tokens_per_minute,
         monthly_budget_usd=entry.monthly_budget_usd,
+        route_hints=entry.route_hints if entry.route_hints != RouteHints() else None,
     )
 
 

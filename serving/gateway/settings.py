@@ -204,6 +204,16 @@ class Upstream(_Strict):
         return None
 
 
+class Capabilities(_Strict):
+    """What a target can serve; None: the default (the catalog profile of a local model, the
+    hosted table in policy/capabilities.yaml, else assumed able)."""
+
+    tools: bool | None = None
+    vision: bool | None = None
+    audio: bool | None = None
+    json_schema: bool | None = None
+
+
 class Target(_Strict):
     """One step of a route's chain: a model on an upstream."""
 
@@ -214,6 +224,7 @@ class Target(_Strict):
     # Whether this target can continue another target's broken stream from an assistant
     # prefill; None: the dialect's default (policy/continuation.py).
     continuation: Literal["prefill", "none"] | None = None
+    capabilities: Capabilities = Capabilities()
 
     @property
     def label(self) -> str:
@@ -243,6 +254,51 @@ class Continuation(_Strict):
     deadline: float | None = Field(default=None, gt=0)
 
 
+Quality = Literal["basic", "good", "best"]
+Tier = Literal["simple", "complex"]
+Task = Literal["coding", "image", "audio", "long_document", "structured_extraction", "tool_use"]
+Need = Literal["tools", "vision", "audio", "json_schema"]
+
+
+class When(_Strict):
+    """A rule's conditions; all that are set must hold (none set: always). Lists match any of
+    their values, except `needs`, which needs all of them."""
+
+    quality: list[Quality] | None = None  # the caller's hint (header, else the key's default)
+    cost_sensitive: bool | None = None
+    task: list[Task] | None = None  # any detected task among these
+    needs: list[Need] | None = None  # every capability listed is needed by the request
+    min_prompt_tokens: int | None = Field(default=None, ge=0)  # estimated prompt >= this
+    max_prompt_tokens: int | None = Field(default=None, ge=0)  # estimated prompt <= this
+    tier: list[Tier] | None = None  # the complexity classifier's tier (or the forced one)
+
+
+class Rule(_Strict):
+    """When the conditions hold, the request is served by another route's chain."""
+
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")  # a metric label
+    when: When = When()
+    to: str = Field(min_length=1)  # a route's model name
+
+
+class Classifier(_Strict):
+    """The complexity classifier a route's `tier` conditions ask (only when one is reached)."""
+
+    kind: Literal["features", "model", "trained"] = "features"
+    # score >= threshold: complex (default: features 0.4, trained 0.5; docs/routing.md)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    weights: str | None = None  # trained: a weights file (default: the bundled one)
+    upstream: str | None = None  # model: a local upstream serving `model`
+    model: str | None = None
+    timeout: float = Field(default=0.5, gt=0)  # model: seconds before falling back to features
+
+    @model_validator(mode="after")
+    def _model_kind(self) -> Classifier:
+        if self.kind == "model" and (self.upstream is None or self.model is None):
+            raise ValueError("a `model` classifier needs `upstream` and `model`")
+        return self
+
+
 class Route(_Strict):
     """A model name clients ask for, its aliases, and the ordered chain that serves it."""
 
@@ -251,6 +307,25 @@ class Route(_Strict):
     targets: list[Target] = Field(min_length=1)
     escalate: Escalate | None = None
     continuation: Continuation = Continuation()
+    rules: list[Rule] = Field(default_factory=list)  # first match names the chain (routing.md)
+    classifier: Classifier = Classifier()
+
+
+class RouteHints(_Strict):
+    """Caller hints a key applies when its requests carry no header of their own."""
+
+    quality: Quality | None = None
+    cost_sensitive: bool | None = None
+
+
+class Routing(_Strict):
+    """Rule-based routing: caller hint headers and the opt-in decision log."""
+
+    quality_header: str = "x-serving-quality"
+    cost_sensitive_header: str = "x-serving-cost-sensitive"
+    tier_header: str = "x-serving-tier"  # forces the complexity tier: simple | complex
+    decision_log: str | None = None  # a JSON-lines file of redacted decisions (never content)
+    long_document_tokens: int = Field(default=32000, gt=0)  # a prompt this long: long_document
 
 
 def read_secret(env: str | None, file: str | None) -> str | None:
@@ -281,6 +356,7 @@ class ClientKey(_Strict):
     requests_per_minute: int | None = Field(default=None, gt=0)
     tokens_per_minute: int | None = Field(default=None, gt=0)  # input + output tokens
     monthly_budget_usd: float | None = Field(default=None, ge=0)  # from the cost meter
+    route_hints: RouteHints = RouteHints()  # routing defaults for this key's requests
 
     @model_validator(mode="after")
     def _has_source(self) -> ClientKey:
@@ -467,6 +543,7 @@ class Settings(_Strict):
     cost: Cost = Cost()
     admin: Admin = Admin()
     state: State = State()
+    routing: Routing = Routing()
     ops: Ops = Ops()
 
     @model_validator(mode="after")
@@ -495,6 +572,7 @@ class Settings(_Strict):
                 raise ValueError(
                     f"routes[{i}].escalate.to: {route.escalate.to!r} is not another route's model"
                 )
+        _rules_resolve(self)
         tokenizer = self.context.tokenize_upstream
         if tokenizer is not None and tokenizer not in known:
             raise ValueError(f"context.tokenize_upstream: unknown upstream {tokenizer!r}")
@@ -535,6 +613,28 @@ class Settings(_Strict):
             if model == route.model or model in route.aliases:
                 return route
         return None
+
+
+def _rules_resolve(settings: Settings) -> None:
+    """Every rule names another route; a `model` classifier names a local upstream."""
+    models = {r.model for r in settings.routes}
+    local = {u.name for u in settings.upstreams if u.locality == "local" and u.dialect == "openai"}
+    for i, route in enumerate(settings.routes):
+        for j, rule in enumerate(route.rules):
+            if rule.to not in models or rule.to == route.model:
+                raise ValueError(
+                    f"routes[{i}].rules[{j}].to: {rule.to!r} is not another route's model"
+                )
+        names = [rule.name for rule in route.rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"routes[{i}].rules: duplicate rule names {', '.join(dupes)}")
+        cls = route.classifier
+        if cls.kind == "model" and cls.upstream not in local:
+            raise ValueError(
+                f"routes[{i}].classifier.upstream: {cls.upstream!r} is not a local"
+                " OpenAI-compatible (vLLM) upstream"
+            )
 
 
 class ConfigError(Exception):

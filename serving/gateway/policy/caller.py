@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from serving.gateway.policy.hints import NO_HINTS, Hints
 from serving.gateway.policy.keys import KeyPolicy
 
 
@@ -19,6 +20,7 @@ from serving.gateway.policy.keys import KeyPolicy
 class Caller:
     private: str | None = None  # "header" or "key" when the caller marked the request private
     key: KeyPolicy | None = None  # the matched key's policy; None on an open gateway
+    hints: Hints = NO_HINTS  # routing hints (policy/hints.py)
 
 
 def presented_key(headers: Mapping[str, str], query: bytes) -> str | None:

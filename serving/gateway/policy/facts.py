@@ -51,6 +51,11 @@ class RequestFacts:
     max_tokens: int | None = None  # the output budget the request asks for
     messages: int = 0
     problem: str | None = None  # why the text may be incomplete: the request is private then
+    # For routing (policy/tasks.py, policy/classify/): the last user turn's text, the output
+    # format asked for ("json" or "json_schema") and whether spoken output is asked for.
+    prompt: str = ""
+    response_format: str | None = None
+    audio_output: bool = False
 
     def count(self, kind: Kind) -> int:
         return sum(1 for a in self.attachments if a.kind == kind)
@@ -328,6 +333,54 @@ def _max_tokens(body: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _text_of(content: Any) -> str:
+    """The text parts of one message's content (a string, or a part list of any dialect)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(_text_of(p.get("text")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def _prompt(body: Mapping[str, Any]) -> str:
+    """The last user turn's text: what a complexity classifier reads."""
+    turns = body.get("messages", body.get("contents", body.get("input")))
+    if isinstance(turns, str):
+        return turns
+    for turn in reversed(turns if isinstance(turns, list) else []):
+        if isinstance(turn, dict) and turn.get("role", "user") == "user":
+            return _text_of(turn.get("content", turn.get("parts")))
+    return ""
+
+
+def _response_format(body: Mapping[str, Any]) -> str | None:
+    """ "json_schema" or "json" when the request constrains its output's format, in any
+    dialect (OpenAI `response_format`, Anthropic `output_config.format`, Gemini
+    `generationConfig.responseSchema` / `responseMimeType`)."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict):
+        config = body.get("output_config")
+        fmt = config.get("format") if isinstance(config, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object", "json"):
+        return "json_schema" if fmt["type"] == "json_schema" else "json"
+    gen = body.get("generationConfig", body.get("generation_config"))
+    if isinstance(gen, dict):
+        if any(k in gen for k in ("responseSchema", "response_schema", "responseJsonSchema")):
+            return "json_schema"
+        if gen.get("responseMimeType", gen.get("response_mime_type")) == "application/json":
+            return "json"
+    return None
+
+
+def _audio_output(body: Mapping[str, Any]) -> bool:
+    modalities = body.get("modalities")
+    if isinstance(modalities, list) and "audio" in modalities:
+        return True
+    gen = body.get("generationConfig", body.get("generation_config"))
+    kinds = gen.get("responseModalities") if isinstance(gen, dict) else None
+    return isinstance(kinds, list) and any(str(k).upper() == "AUDIO" for k in kinds)
+
+
 _MESSAGE_KEYS = {"messages": _messages, "contents": _contents}
 _SYSTEM_KEYS = ("system", "systemInstruction", "system_instruction")
 _WRAPPERS = ("generateContentRequest", "generate_content_request")
@@ -365,4 +418,7 @@ def build_facts(body: Mapping[str, Any]) -> RequestFacts:
         max_tokens=_max_tokens(body),
         messages=messages,
         problem=col.problem,
+        prompt=_prompt(body),
+        response_format=_response_format(body),
+        audio_output=_audio_output(body),
     )

@@ -28,7 +28,10 @@ import os
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from serving.gateway.settings import RouteHints
 
 SCHEME = "sha256"
 _SALT_BYTES = 16
@@ -81,6 +84,7 @@ class KeyPolicy:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     monthly_budget_usd: float | None = None
+    route_hints: RouteHints | None = None  # routing defaults for requests without hint headers
 
     @property
     def limited(self) -> bool:

@@ -1,8 +1,11 @@
 """Which targets of a route's chain a request may use, decided before any attempt.
 
 The planner reads the request's facts (facts.py, built once per request) and the caller's
-marks, both passed in, never the request's bytes. Two filters, in order: privacy (a private
-request keeps only `local` targets) and context window (a target whose window cannot hold the
+marks, both passed in, never the request's bytes. Which route's chain serves is chosen first
+(router.py: rules, classifier, escalate). Three filters, in order: privacy (a private
+request keeps only `local` targets), capability (a target that lacks what the request needs,
+tools, image or audio input, JSON-schema output, is skipped; none left is the client's 400
+naming the capability) and context window (a target whose window cannot hold the
 prompt is dropped; one that holds the prompt but not the requested output keeps serving with
 its output budget lowered to what fits). Skips are recorded, so the client's
 `x-serving-fallback` header and the metrics say why a target was passed over. Circuit and
@@ -19,14 +22,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from serving.gateway import canonical as c
-from serving.gateway.errors import ContextWindowExceeded, GatewayError
+from serving.gateway.errors import CapabilityMissing, ContextWindowExceeded, GatewayError
 from serving.gateway.metrics import Metrics
 from serving.gateway.policy.caller import Caller
+from serving.gateway.policy.capabilities import DESCRIBED, CapabilityTable, load_table
 from serving.gateway.policy.context import ContextPolicy
 from serving.gateway.policy.facts import RequestFacts, build_facts
 from serving.gateway.policy.fallback import Failure
 from serving.gateway.policy.privacy import PrivacyPolicy, ScanDoubt
-from serving.gateway.settings import Route, Settings, Target
+from serving.gateway.policy.router import Router
+from serving.gateway.policy.tasks import needs_of
+from serving.gateway.settings import Need, Route, Settings, Target
 from serving.gateway.upstreams.base import RawCall, UpstreamClient
 
 log = logging.getLogger("serving.gateway.policy.routing")
@@ -54,7 +60,14 @@ class Planner:
         self._metrics = metrics
         self.privacy = privacy
         self.context = ContextPolicy(settings.context)
-        self._routes = {r.model: r for r in settings.routes}
+        self.capabilities = CapabilityTable(settings, load_table())
+        self.router = Router(settings, upstreams, metrics, self.context)
+        # Each target with its context window resolved (declared, else profile or table).
+        self._windowed = {
+            t.label: t.model_copy(update={"context_window": self.capabilities.of(t).context_window})
+            for r in settings.routes
+            for t in r.targets
+        }
         self._local = {u.name: u.locality == "local" for u in settings.upstreams}
         # Routes with no hosted target need no privacy scan: nothing could leak.
         self._mixed = {
@@ -72,20 +85,6 @@ class Planner:
             log.warning("request facts could not be built (%s)", type(exc).__name__)
             return RequestFacts.doubtful("facts_error", len(call.body))
 
-    def escalated(self, route: Route, facts: RequestFacts) -> Route | None:
-        """The route a complex request is sent to instead, per `route.escalate`."""
-        rule = route.escalate
-        if rule is None:
-            return None
-        ctx = self.context
-        prompt = ctx.text_tokens(facts) + ctx.attachment_tokens(facts, "")
-        big = rule.min_prompt_tokens is not None and prompt >= rule.min_prompt_tokens
-        if big or (rule.tools and bool(facts.tools)):
-            log.debug("route %s: escalated to %s", route.model, rule.to)
-            self._metrics.escalations.labels(route.model, rule.to).inc()
-            return self._routes[rule.to]
-        return None
-
     def is_local(self, target: Target) -> bool:
         return self._local[target.upstream]
 
@@ -100,12 +99,16 @@ class Planner:
     ) -> Plan:
         """The chain this request may walk; `fit=False` leaves the context window out (token
         counting generates nothing)."""
-        plan = Plan(list(route.targets), private=await self.private_reason(route, facts, caller))
+        targets = [self._windowed[t.label] for t in route.targets]
+        plan = Plan(targets, private=await self.private_reason(route, facts, caller))
         if plan.private is not None:
             self._metrics.private_requests.labels(route.model, plan.private).inc()
             kept = [t for t in plan.targets if self.is_local(t)]
             self._skip(route, plan, [t for t in plan.targets if not self.is_local(t)], "private")
             plan.targets = kept
+        needs = needs_of(facts)
+        if fit and needs and plan.targets:  # counting tokens needs no capability
+            self._able(route, plan, needs)
         if fit and self._settings.context.enabled and plan.targets:
             await self._fit_context(route, facts, plan, request)
         return plan
@@ -145,6 +148,25 @@ class Planner:
         )
         self._metrics.privacy_doubts.labels(route.model, reason).inc()
         return "doubt"
+
+    def _able(self, route: Route, plan: Plan, needs: frozenset[Need]) -> None:
+        """Skip targets that cannot serve what the request needs; none left is a 400."""
+        missing = {t.label: self.capabilities.missing(t, needs) for t in plan.targets}
+        unable = [t for t in plan.targets if missing[t.label]]
+        if not unable:
+            return
+        self._skip(route, plan, unable, "capability")
+        plan.targets = [t for t in plan.targets if not missing[t.label]]
+        if plan.targets or plan.private is not None:
+            return
+        lacking = sorted({n for t in unable for n in missing[t.label]})
+        what = " and ".join(DESCRIBED[n] for n in lacking)
+        who = ", ".join(f"{t.label} lacks {'+'.join(missing[t.label])}" for t in unable)
+        raise CapabilityMissing(
+            f"model {route.model!r} cannot serve this request: it needs {what}, and no target"
+            f" of the route has it ({who})",
+            param=_PARAM[lacking[0]],
+        )
 
     def _dialect(self, target: Target) -> str:
         return self._upstreams[target.upstream].dialect
@@ -211,3 +233,12 @@ class Planner:
             log.debug("route %s: skipping %s (%s)", route.model, t.label, reason)
             self._metrics.skips.labels(route.model, t.label, reason).inc()
             plan.skipped.append(Failure(t.label, reason, None))
+
+
+# The request field a missing capability points at (rendered as the error's `param`).
+_PARAM: dict[Need, str] = {
+    "tools": "tools",
+    "vision": "messages",
+    "audio": "messages",
+    "json_schema": "response_format",
+}
