@@ -14,6 +14,8 @@ from serving.gateway.dialects.openai import stream as oai_stream
 from serving.gateway.dialects.openai import translate as oai
 from serving.gateway.dialects.openai.grammar import OpenAIGrammar
 from serving.gateway.dialects.responses import translate as responses
+from serving.gateway.dialects.responses.grammar import ResponsesGrammar
+from serving.gateway.frames import Grammar
 from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
 from serving.gateway.upstreams.http import HTTPUpstream, with_model
 
@@ -51,8 +53,10 @@ class OpenAICompatClient(HTTPUpstream):
         return self.sse_events("/chat/completions", body, oai_stream.ChunkDecoder())
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
-        grammar = None  # another endpoint's stream (e.g. /responses): relayed opaquely
-        if call.path.endswith("completions"):  # chat.completion.chunk / text_completion
+        grammar: Grammar | None = None  # another endpoint's stream: relayed opaquely
+        if call.path.endswith("/responses"):
+            grammar = ResponsesGrammar()
+        elif call.path.endswith("completions"):  # chat.completion.chunk / text_completion
             options = call.parsed.get("stream_options")
             include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
             grammar = OpenAIGrammar(include_usage=include_usage)

@@ -12,6 +12,7 @@ from typing import Any
 from serving.gateway import canonical as c
 from serving.gateway.dialects.responses import stream as rs
 from serving.gateway.dialects.responses import translate as rt
+from serving.gateway.dialects.responses.grammar import ResponsesGrammar
 from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
 from serving.gateway.upstreams.http import HTTPUpstream, with_model
 
@@ -30,7 +31,7 @@ class ResponsesClient(HTTPUpstream):
         return await self.primed(self.sse_events("/responses", body, rs.EventDecoder()))
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
-        return await self.relay(call.path, with_model(call, model), call.stream)
+        return await self.relay(call.path, with_model(call, model), call.stream, ResponsesGrammar())
 
     def answer_ok(self, url_path: str, body: dict[str, Any]) -> bool:
         return rt.answer_ok(body)

@@ -290,12 +290,3 @@ class StreamTap:
 def relay_error_frame(error: Exception) -> bytes:
     """An in-stream error for a relayed stream whose position is unknown."""
     return frame(error_event(error, 0))
-
-
-def read_usage(event: dict[str, Any], usage: c.Usage) -> None:
-    """Usage from a relayed stream's terminal event, for metrics and cost."""
-    if event.get("type") in TERMINAL:
-        found = t.usage_to_canonical((event.get("response") or {}).get("usage"))
-        usage.input_tokens = found.input_tokens
-        usage.output_tokens = found.output_tokens
-        usage.cached_input_tokens = found.cached_input_tokens

@@ -524,8 +524,6 @@ def dumps(obj: Any) -> str:
 
 # ---- shape checks of a Responses upstream's answers ------------------------------------------
 
-_OPENING_EVENTS = frozenset({"response.created", "response.queued", "response.in_progress"})
-
 
 def answer_ok(body: dict[str, Any]) -> bool:
     """A whole Responses answer: a Response object with its output list (a garbled or failed
@@ -535,8 +533,3 @@ def answer_ok(body: dict[str, Any]) -> bool:
         and isinstance(body.get("output"), list)
         and body.get("status") != "failed"
     )
-
-
-def frame_ok(event: dict[str, Any]) -> bool:
-    """A Responses stream opens with `response.created` (an `error` event is no opening)."""
-    return event.get("type") in _OPENING_EVENTS
