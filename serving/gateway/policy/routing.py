@@ -62,11 +62,14 @@ class Planner:
         self.context = ContextPolicy(settings.context)
         self.capabilities = CapabilityTable(settings, load_table())
         self.router = Router(settings, upstreams, metrics, self.context)
-        # Each target with its context window resolved (declared, else profile or table).
+        # Each route's targets with their context windows resolved (declared, else profile or
+        # table). Per route: two routes may name the same upstream/model with other prices.
         self._windowed = {
-            t.label: t.model_copy(update={"context_window": self.capabilities.of(t).context_window})
+            r.model: [
+                t.model_copy(update={"context_window": self.capabilities.of(t).context_window})
+                for t in r.targets
+            ]
             for r in settings.routes
-            for t in r.targets
         }
         self._local = {u.name: u.locality == "local" for u in settings.upstreams}
         # Routes with no hosted target need no privacy scan: nothing could leak.
@@ -99,7 +102,7 @@ class Planner:
     ) -> Plan:
         """The chain this request may walk; `fit=False` leaves the context window out (token
         counting generates nothing)."""
-        targets = [self._windowed[t.label] for t in route.targets]
+        targets = list(self._windowed.get(route.model, route.targets))
         plan = Plan(targets, private=await self.private_reason(route, facts, caller))
         if plan.private is not None:
             self._metrics.private_requests.labels(route.model, plan.private).inc()
