@@ -22,6 +22,7 @@ import orjson
 
 from serving.gateway import canonical as c
 from serving.gateway.errors import UpstreamError
+from serving.gateway.redaction import redact
 
 
 @dataclass(slots=True)
@@ -185,11 +186,12 @@ class OpaqueGrammar(Grammar):
 class Pipeline:
     """Chunks in; the bytes to relay out, and the frame that broke the stream, if one did."""
 
-    __slots__ = ("_buf", "grammar")
+    __slots__ = ("_buf", "_secrets", "grammar")
 
-    def __init__(self, grammar: Grammar) -> None:
+    def __init__(self, grammar: Grammar, secrets: tuple[str, ...] = ()) -> None:
         self._buf = b""
         self.grammar = grammar
+        self._secrets = secrets  # the upstream's key: masked in an error event's message
 
     def push(self, chunk: bytes) -> tuple[bytes, StreamBroken | None]:
         """The complete, well-formed frames of what arrived so far, as they came; a malformed
@@ -225,7 +227,9 @@ class Pipeline:
 
     def _failure(self, kind: Kind) -> StreamBroken:
         if kind == Kind.ERROR:
-            message = f"upstream stream error: {self.grammar.error or 'unknown'}"
+            # The upstream's message reaches the client: keys and tokens in it are masked.
+            text = redact(self.grammar.error or "unknown", self._secrets)
+            message = f"upstream stream error: {text}"
             return StreamBroken(message, "error")
         return StreamBroken("upstream sent a malformed stream frame", "malformed")
 

@@ -248,3 +248,15 @@ def test_continuation_request_prefills_and_shrinks_the_budget() -> None:
     assert out.sampling.max_tokens == 60
     assert out.stream
     assert req.messages[-1].role == "user"  # the original is untouched
+
+
+def test_an_upstream_error_event_is_not_relayed_and_its_keys_are_masked() -> None:
+    key = "sk-upstream-secret-0123456789abcdef"
+    echo = {"error": {"message": f"bad key {key}, also Bearer abcdefghijklmnopqrstuvwxyz012345"}}
+    pipeline = Pipeline(OpenAIGrammar(), (key,))
+    first = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    out, broken = pipeline.push(first + f"data: {json.dumps(echo)}\n\n".encode())
+    assert out == first  # the error frame itself never reaches the client
+    assert broken is not None and broken.kind == "error"
+    assert key not in broken.message and "abcdefghijklmnopqrstuvwxyz012345" not in broken.message
+    assert "bad key" in broken.message  # the useful part is kept

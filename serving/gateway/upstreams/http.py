@@ -178,7 +178,7 @@ class HTTPUpstream(UpstreamClient):
         started = loop.time()
         cm = self._open(url_path, body)
         response = await cm.__aenter__()
-        pipeline = Pipeline(grammar)
+        pipeline = Pipeline(grammar, self._secrets)
         try:
             check_stream_type(response, self.name)
             chunks = self._chunks(response)
