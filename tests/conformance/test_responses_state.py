@@ -144,3 +144,40 @@ def test_a_private_conversation_stays_private_on_later_turns(tmp_path: Path) -> 
         assert raw.headers["x-serving-target"] == "local/local-model"
         assert "hosted/hosted-model:private" in raw.headers["x-serving-fallback"]
         assert gw.hosted.requests == []
+
+
+def test_stored_responses_belong_to_the_key_that_made_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = "sk-alice-0123456789abcdef", "sk-bob-0123456789abcdefgh"
+    monkeypatch.setenv("RESP_KEY_ALICE", alice)
+    monkeypatch.setenv("RESP_KEY_BOB", bob)
+    server = {
+        "keys": [
+            {"name": "alice", "key_env": "RESP_KEY_ALICE"},
+            {"name": "bob", "key_env": "RESP_KEY_BOB"},
+        ]
+    }
+    state = {"backend": "sqlite", "sqlite_path": str(tmp_path / "state.sqlite3")}
+    with responses_gateway(state, server) as gw:
+        gw.local.script(Reply.json(chat_completion("Alice's answer.")))
+        url = gw.url + "/v1"
+        with (
+            openai.OpenAI(base_url=url, api_key=alice, max_retries=0) as a,
+            openai.OpenAI(base_url=url, api_key=bob, max_retries=0) as b,
+        ):
+            made = a.responses.create(model="chat", input="a secret plan")
+            assert a.responses.retrieve(made.id).output_text == "Alice's answer."
+            # Another key sees no such response, whichever way it asks.
+            with pytest.raises(openai.NotFoundError):
+                b.responses.retrieve(made.id)
+            with pytest.raises(openai.NotFoundError):
+                b.responses.input_items.list(made.id)
+            with pytest.raises(openai.NotFoundError):
+                b.responses.create(model="chat", input="go on", previous_response_id=made.id)
+            with pytest.raises(openai.NotFoundError):
+                b.responses.delete(made.id)
+            assert len(gw.local.requests) == 1  # bob's turn never reached an upstream
+            a.responses.delete(made.id)
+            with pytest.raises(openai.NotFoundError):
+                a.responses.retrieve(made.id)

@@ -40,9 +40,12 @@ class ResponsesGateway:
         return self._client
 
 
-def responses_settings(local: str, hosted: str, state: dict[str, Any]) -> Settings:
+def responses_settings(
+    local: str, hosted: str, state: dict[str, Any], server: dict[str, Any] | None = None
+) -> Settings:
     return parse_settings(
         {
+            "server": server or {},
             "upstreams": [
                 {"name": "local", "base_url": local + "/v1", "timeouts": FAST, "retry": NO_RETRY},
                 {
@@ -73,10 +76,12 @@ def responses_settings(local: str, hosted: str, state: dict[str, Any]) -> Settin
 
 
 @contextmanager
-def responses_gateway(state: dict[str, Any]) -> Iterator[ResponsesGateway]:
+def responses_gateway(
+    state: dict[str, Any], server: dict[str, Any] | None = None
+) -> Iterator[ResponsesGateway]:
     local, hosted = FakeUpstream(), FakeUpstream()
     with serve(local.app) as local_url, serve(hosted.app) as hosted_url:
-        settings = responses_settings(local_url, hosted_url, state)
+        settings = responses_settings(local_url, hosted_url, state, server)
         with serve(create_app(settings)) as url:
             gw = ResponsesGateway(url, settings, local, hosted)
             try:

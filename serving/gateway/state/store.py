@@ -27,19 +27,31 @@ class StoredResponse:
     # The turn was private (stored under `state.store_private`): so is every later turn of the
     # conversation, since its thread carries this one's content to whichever target serves it.
     private: bool = False
+    # The client key that created it (its bounded policy id; None on an open gateway): only
+    # that key may read, continue or delete it.
+    owner: str | None = None
+
+    def visible_to(self, owner: str | None) -> bool:
+        return self.owner == owner
 
     def thread(self) -> list[dict[str, Any]]:
         """The conversation so far, as the next turn's leading input items."""
         return [*self.input_items, *(self.response.get("output") or [])]
 
     def encode(self) -> bytes:
-        body = {"response": self.response, "input": self.input_items, "private": self.private}
+        body = {
+            "response": self.response,
+            "input": self.input_items,
+            "private": self.private,
+            "owner": self.owner,
+        }
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
     def decode(cls, key: str, data: bytes) -> StoredResponse:
         body = json.loads(data)
-        return cls(key, body["response"], body["input"], bool(body.get("private", False)))
+        private = bool(body.get("private", False))
+        return cls(key, body["response"], body["input"], private, body.get("owner"))
 
 
 class StateUnavailable(UpstreamUnavailable):

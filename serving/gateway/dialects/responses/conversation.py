@@ -43,17 +43,22 @@ class Turn:
     call: RawCall
     private: bool = False  # continues a private conversation
     served_private: bool = False  # set once served: the plan found this turn private
+    owner: str | None = None  # the client key's policy id: the stored record's owner
 
 
 async def open_turn(
-    store: StateStore, req: p.ResponsesRequest, body: bytes, parsed: dict[str, Any]
+    store: StateStore,
+    req: p.ResponsesRequest,
+    body: bytes,
+    parsed: dict[str, Any],
+    owner: str | None = None,
 ) -> Turn:
     own = t.input_items(parsed.get("input"))
     stream = bool(req.stream)
     if not req.previous_response_id:
-        return Turn(req, parsed, own, RawCall("/responses", body, parsed, stream))
+        return Turn(req, parsed, own, RawCall("/responses", body, parsed, stream), owner=owner)
     prior = await store.get(req.previous_response_id)
-    if prior is None:
+    if prior is None or not prior.visible_to(owner):  # another key's: as if it did not exist
         raise NotFound(
             f"Previous response with id {req.previous_response_id!r} not found (it was never"
             " stored by this gateway, was deleted, or expired).",
@@ -64,7 +69,7 @@ async def open_turn(
     sent = {k: v for k, v in parsed.items() if k != "previous_response_id"}
     sent["input"] = thread
     call = RawCall("/responses", t.dumps(sent).encode(), sent, stream)
-    return Turn(req, parsed, thread, call, private=prior.private)
+    return Turn(req, parsed, thread, call, private=prior.private, owner=owner)
 
 
 def store_decision(turn: Turn, outcome: Outcome, config: State) -> tuple[bool, str | None]:
@@ -88,7 +93,9 @@ async def save(
     if turn.req.previous_response_id and not response.get("previous_response_id"):
         response = {**response, "previous_response_id": turn.req.previous_response_id}
     try:
-        record = StoredResponse(response_id, response, turn.thread, turn.served_private)
+        record = StoredResponse(
+            response_id, response, turn.thread, turn.served_private, owner=turn.owner
+        )
         stored = await store.put(record)
     except GatewayError as exc:
         log.warning("response %s not stored: %s", response_id, exc)
