@@ -24,6 +24,7 @@ scripts/bench_routing.py measures the cost.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from serving.gateway.policy.classify import Score, tier_of
@@ -112,13 +113,11 @@ def cues(text: str) -> Cues:
     head = text[:SCAN_CHARS].lower()
     counts = dict.fromkeys(SATURATION, 0)
     words = _WORD.findall(head)
-    languages = False
-    for w in words:
-        group = CUE_WORDS.get(w)
-        if group is not None:
-            counts[group] += 1
-        if w in CODING_WORDS:
-            languages = True
+    # Distinct words only (Counter counts in C): prompts repeat their words a lot.
+    seen = Counter(words)
+    for w in CUE_WORDS.keys() & seen.keys():
+        counts[CUE_WORDS[w]] += seen[w]
+    languages = not CODING_WORDS.isdisjoint(seen)
     symbols = 0
     for phrase, group in PHRASES:
         n = head.count(phrase)
