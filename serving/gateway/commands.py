@@ -83,6 +83,10 @@ def run_gateway(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=5,  # after the drain, nothing should be left to wait for
+        # The gateway reads neither the client's address nor the scheme, so uvicorn's
+        # X-Forwarded-* middleware would be a layer on every request for nothing.
+        proxy_headers=False,
+        server_header=False,
     )
     server = DrainingServer(config, keeper, settings.server.drain)
     server.run(sockets=sockets)

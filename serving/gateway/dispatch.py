@@ -262,7 +262,8 @@ class Dispatcher:
         before it, and when its successful attempt started. With `native` (a dialect, and why
         the request has no canonical form) only targets of that dialect are tried."""
         failures = list(plan.skipped)
-        for target in plan.targets:
+        last = len(plan.targets) - 1
+        for i, target in enumerate(plan.targets):
             upstream = self._upstreams[target.upstream]
             if native is not None and not upstream.speaks(native[0]):
                 failures.append(Failure(target.label, "dialect", None))
@@ -276,7 +277,7 @@ class Dispatcher:
                 failures.append(Failure(target.label, skip, None))
                 continue
             try:
-                result, started = await self._attempt(target, upstream, send, breaker)
+                result, started = await self._attempt(target, upstream, send, breaker, i < last)
             except GatewayError as exc:
                 reason = classify(exc)
                 if reason not in self._fallback_on[target.upstream]:
@@ -315,7 +316,12 @@ class Dispatcher:
         return None
 
     async def _attempt(
-        self, target: Target, upstream: UpstreamClient, send: Send[T], breaker: Breaker
+        self,
+        target: Target,
+        upstream: UpstreamClient,
+        send: Send[T],
+        breaker: Breaker,
+        has_next: bool,
     ) -> tuple[T, float]:
         """One target, with its retries; the circuit hears every try's outcome."""
         retry = self._retry[target.upstream]
@@ -335,6 +341,9 @@ class Dispatcher:
                     breaker.release()
                 self._metrics.upstream_attempts.labels(target.label, type(exc).__name__).inc()
                 wait, why = retry.delay(n, reason, exc.retry_after)
+                dead = reason == "connect" and not self._another_endpoint(target.upstream)
+                if wait is not None and has_next and dead:
+                    wait, why = None, "no other endpoint; the next target answers sooner"
                 if wait is None or not breaker.allow():
                     log.debug("%s: %s, not retrying (%s)", target.label, reason, why)
                     raise
@@ -349,6 +358,13 @@ class Dispatcher:
             breaker.record(failed=False)
             self._metrics.upstream_attempts.labels(target.label, "ok").inc()
             return result, started
+
+    def _another_endpoint(self, upstream: str) -> bool:
+        """Whether a retry could reach another healthy endpoint of the upstream: a refused or
+        timed-out connect is not transient the way a 503 is, so with a next target waiting,
+        dialling the same dead address again only adds the backoff."""
+        pool = self._health.get(upstream)
+        return pool is not None and sum(pool.healthy) > 0
 
     def _guarded(self, result: Result, target: Target, breaker: Breaker, started: float) -> Result:
         """A stream, bounded by the target's total time and reporting breaks to its circuit."""

@@ -7,8 +7,6 @@ import logging
 import os
 from collections.abc import Mapping
 
-import httpx
-
 from serving.gateway import canonical as c
 from serving.gateway.admission import UpstreamGate
 from serving.gateway.dispatch import Dispatcher, Outcome
@@ -25,68 +23,51 @@ from serving.gateway.upstreams.base import UpstreamClient
 from serving.gateway.upstreams.health import HealthChecker, PoolHealth
 from serving.gateway.upstreams.http import HTTPUpstream
 from serving.gateway.upstreams.registry import build_client
+from serving.gateway.upstreams.transport import ConnectorFactory, Transport
 
 log = logging.getLogger("serving.gateway.runtime")
 
 
-def _http_client(
-    config: Upstream, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    """One pooled client per upstream; per-read timeout is the stream idle bound.
-
-    The pool has no connection cap: admission control (admission.py) decides how many requests
-    an upstream gets, and the gateway-wide in-flight limit bounds the total, so a request never
-    waits here, where a wait would look like a slow upstream."""
+def _transport(config: Upstream, connector: ConnectorFactory | None = None) -> Transport:
+    """One pool of connections per upstream (transport.py says why it has no cap)."""
     t = config.timeouts
-    keepalive = config.limits.max_concurrency or 256
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(
-            connect=t.connect, read=t.stream_idle, write=t.connect, pool=t.connect
-        ),
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=keepalive),
-        trust_env=False,
-    )
+    return Transport(connect=t.connect, read=t.stream_idle, connector=connector)
 
 
-def _probe_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def _probe_transport(connector: ConnectorFactory | None = None) -> Transport:
     """Health and readiness probes' own connections: a loaded request pool must never make a
     healthy upstream look down."""
-    return httpx.AsyncClient(
-        transport=transport,
-        limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
-        trust_env=False,
-    )
+    return Transport(connect=2.0, read=None, limit=8, connector=connector)
 
 
 class Gateway:
     """Settings, metrics, one client per upstream, the dispatcher and its policies.
 
-    `transports` replaces the network under named upstreams (httpx's own seam, for tests that
-    fake an upstream below the HTTP layer, e.g. a transport that raises)."""
+    `connectors` replaces the network under named upstreams (aiohttp's own seam, for tests that
+    fake an upstream below the HTTP layer, e.g. a connector whose connect raises)."""
 
     def __init__(
         self,
         settings: Settings,
         metrics: Metrics | None = None,
         *,
-        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        connectors: Mapping[str, ConnectorFactory] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        fakes = transports or {}
+        fakes = connectors or {}
         self.upstreams: dict[str, UpstreamClient] = {
-            u.name: build_client(u, _http_client(u, fakes.get(u.name))) for u in settings.upstreams
+            u.name: build_client(u, _transport(u, fakes.get(u.name))) for u in settings.upstreams
         }
-        self._probe_clients: list[httpx.AsyncClient] = []
+        self._probes: list[Transport] = []
         for u in settings.upstreams:
             client = self.upstreams[u.name]
             if isinstance(client, HTTPUpstream):
                 client.gate = UpstreamGate(
                     u.name, len(u.urls), u.limits, self.metrics, client.health_flags
                 )
-                client.probe_http = _probe_client(fakes.get(u.name))
-                self._probe_clients.append(client.probe_http)
+                client.probe = _probe_transport(fakes.get(u.name))
+                self._probes.append(client.probe)
         self.health_checkers = _health_checkers(settings, self.upstreams, self.metrics)
         self.keys = client_keys(settings)
         self.limits = KeyLimits(
@@ -157,7 +138,7 @@ class Gateway:
         await asyncio.gather(*(hc.stop() for hc in self.health_checkers.values()))
         await asyncio.gather(*(u.aclose() for u in self.upstreams.values()))
         await self.conversations.aclose()
-        await asyncio.gather(*(c.aclose() for c in self._probe_clients))
+        await asyncio.gather(*(p.aclose() for p in self._probes))
         await self.limits.aclose()
         if self.dispatcher.decisions is not None:
             self.dispatcher.decisions.close()
@@ -174,7 +155,7 @@ def _health_checkers(
             continue
         pool = PoolHealth(config.name, config.urls, config.health, metrics)
         client.health = pool
-        probe = client.probe_http or client.http
+        probe = client.probe or client.transport
         out[config.name] = HealthChecker(pool, probe, config.health_path, {})
     return out
 

@@ -90,7 +90,8 @@ class Retry(_Strict):
 
 class Circuit(_Strict):
     """A breaker per target: closed → open on a failure rate over a rolling window (once
-    `min_requests` were seen in it) → half-open after `cooldown` → closed when probes succeed."""
+    `min_requests` were seen in it), or on `consecutive_failures` in a row → half-open after
+    `cooldown` → closed when probes succeed."""
 
     enabled: bool = True
     window: float = Field(default=30.0, gt=0)  # seconds
@@ -98,6 +99,9 @@ class Circuit(_Strict):
     failure_rate: float = Field(default=0.5, gt=0, le=1)
     cooldown: float = Field(default=15.0, gt=0)  # seconds open before half-open probes
     half_open_probes: int = Field(default=1, ge=1)  # concurrent probes; all must succeed
+    # Open at once after this many failures in a row (0: off), whatever the window holds: a
+    # target that just died would otherwise take the window's earlier successes to outvote.
+    consecutive_failures: int = Field(default=5, ge=0)
 
 
 class HealthCheck(_Strict):

@@ -2,7 +2,7 @@
 client gets its own dialect's error, never a plain-text 500.
 
 Faults: an answer body (or first stream frame) that is not UTF-8, JSON of the wrong shape, and
-an exception raised inside the upstream's client (an httpx transport that raises, below the
+an exception raised inside the upstream's client (an aiohttp connector that raises, below the
 HTTP layer). Each in all three client dialects, streamed and not. `garbled` is a fake server on
 127.0.0.1 answering the fault; `broken` is an upstream whose transport raises; `good` answers.
 """
@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.tracing import Trace
 
 from serving.gateway.app import create_app
 from serving.gateway.runtime import Gateway
@@ -33,22 +36,31 @@ class Setup:
     url: str
     garbled: FakeUpstream
     good: FakeUpstream
-    broken_calls: list[httpx.Request]
+    broken_calls: list[str]
 
 
 class Boom(RuntimeError):
     pass
 
 
+class Exploding(aiohttp.TCPConnector):
+    """A connector whose every connect raises a non-network exception: a bug in the client."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    async def _create_connection(
+        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> ResponseHandler:
+        self.calls.append(str(req.url))
+        raise Boom("a bug inside the client")
+
+
 @pytest.fixture(scope="module")
 def setup() -> Iterator[Setup]:
     garbled, good = FakeUpstream(), FakeUpstream()
-    calls: list[httpx.Request] = []
-
-    def explode(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        raise Boom("a bug inside the client")
-
+    calls: list[str] = []
     with serve(garbled.app) as g_url, serve(good.app) as ok_url:
 
         def up(name: str, url: str) -> dict[str, Any]:
@@ -64,7 +76,7 @@ def setup() -> Iterator[Setup]:
                 "upstreams": [
                     up("garbled", g_url),
                     up("good", ok_url),
-                    up("broken", "http://127.0.0.1:9"),  # never dialled: the transport raises
+                    up("broken", "http://127.0.0.1:9"),  # never dialled: the connector raises
                 ],
                 "routes": [
                     {"model": "chain-garbled", "targets": chain("garbled")},
@@ -75,7 +87,7 @@ def setup() -> Iterator[Setup]:
             },
             "boundary",
         )
-        gateway = Gateway(settings, transports={"broken": httpx.MockTransport(explode)})
+        gateway = Gateway(settings, connectors={"broken": lambda: Exploding(calls)})
         with serve(create_app(settings, gateway)) as url:
             yield Setup(url, garbled, good, calls)
 

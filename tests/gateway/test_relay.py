@@ -56,7 +56,9 @@ def test_cut_stream_whose_text_contains_the_marker_is_not_finished(
 def test_malformed_frame_mid_stream_is_not_relayed(gateway: GatewayUnderTest) -> None:
     frames = chat_stream(("a", "b", "c"))
     bad = b"data: {this is not json\n\n"
-    raw = _relay(gateway, Reply.sse([*frames[:2], bad, *frames[2:]]))
+    # Paced, so the first token is relayed before the bad frame arrives (mid-stream); had they
+    # come in one read, the stream would fail before its first byte, and fail over.
+    raw = _relay(gateway, Reply.sse([*frames[:2], bad, *frames[2:]], frame_delay=0.05))
     assert bad not in raw
     assert raw.startswith(b"".join(frames[:2]))
     assert b"malformed" in raw.split(b"\n\n")[-2]

@@ -1,6 +1,7 @@
 """A circuit breaker per target, so a failing target costs no attempt and no latency.
 
     closed ──failure rate ≥ threshold over the window (≥ min_requests)──▶ open
+    closed ──`consecutive_failures` in a row──▶ open
     open ──cooldown elapsed──▶ half-open (up to `half_open_probes` requests let through)
     half-open ──every probe succeeds──▶ closed      half-open ──a probe fails──▶ open
 
@@ -79,6 +80,7 @@ class Breaker:
         self.forced = False
         self._opened_at = 0.0
         self._probes = 0  # probes let through while half-open and not yet answered
+        self._streak = 0  # failures in a row while closed
         self._gauge = metrics.circuit_state.labels(name)
         self._gauge.set(State.CLOSED)
 
@@ -112,10 +114,17 @@ class Breaker:
         if self.state is State.OPEN:
             return  # an answer from before the circuit opened
         self._window.add(now, failed)
-        if failed:
-            total, failures = self._window.counts(now)
-            if total >= self.config.min_requests and failures / total >= self.config.failure_rate:
-                self._open(now, f"{failures}/{total} failed in {self.config.window:g}s")
+        if not failed:
+            self._streak = 0
+            return
+        self._streak += 1
+        limit = self.config.consecutive_failures
+        if limit and self._streak >= limit:
+            self._open(now, f"{self._streak} failures in a row")
+            return
+        total, failures = self._window.counts(now)
+        if total >= self.config.min_requests and failures / total >= self.config.failure_rate:
+            self._open(now, f"{failures}/{total} failed in {self.config.window:g}s")
 
     def release(self) -> None:
         """A half-open probe ended without a verdict (a client error): free its slot."""
@@ -135,6 +144,7 @@ class Breaker:
     def _open(self, now: float, why: str) -> None:
         self._opened_at = now
         self._probes = 0
+        self._streak = 0
         self._move(State.OPEN, why)
 
     def _move(self, to: State, why: str) -> None:

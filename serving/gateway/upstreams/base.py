@@ -13,11 +13,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from serving.gateway import canonical as c
 from serving.gateway.errors import (
@@ -34,6 +34,7 @@ from serving.gateway.frames import Pipeline
 from serving.gateway.redaction import redact
 from serving.gateway.settings import Upstream as UpstreamConfig
 from serving.gateway.upstreams.boundary import map_upstream_errors, mapped_bytes, mapped_events
+from serving.gateway.upstreams.transport import Transport
 
 
 @dataclass(slots=True)
@@ -64,7 +65,7 @@ class RawStream:
         self,
         first: bytes,
         rest: AsyncIterator[bytes],
-        response: httpx.Response,
+        response: aiohttp.ClientResponse,
         pipeline: Pipeline,
     ) -> None:
         self.first = first
@@ -80,7 +81,7 @@ class RawStream:
         aclose = getattr(self.rest, "aclose", None)
         if aclose is not None:
             await aclose()
-        await self.response.aclose()
+        self.response.close()  # a no-op once the relay has handed the connection back
 
 
 def _nothing() -> None:
@@ -161,11 +162,11 @@ class UpstreamClient(abc.ABC):
 
     dialect: str = ""
 
-    def __init__(self, config: UpstreamConfig, http: httpx.AsyncClient) -> None:
+    def __init__(self, config: UpstreamConfig, transport: Transport) -> None:
         self.config = config
         self.name = config.name
         self.locality = config.locality
-        self.http = http
+        self.transport = transport
 
     def speaks(self, dialect: str) -> bool:
         """Whether a client request of `dialect` is forwarded to this upstream untouched."""
@@ -222,7 +223,7 @@ class UpstreamClient(abc.ABC):
         raise NotFound(f"upstream {self.name!r} cannot count tokens", upstream=self.name)
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        await self.transport.aclose()
 
 
 _CONTEXT_MARKERS = (
@@ -242,7 +243,7 @@ _TOOL_MARKERS = ("--enable-auto-tool-choice", "--tool-call-parser")
 def error_from_response(
     status: int,
     body: bytes,
-    headers: httpx.Headers,
+    headers: Mapping[str, str],
     upstream: str,
     secrets: tuple[str, ...] = (),
 ) -> GatewayError:
@@ -309,7 +310,7 @@ def _error_message(body: bytes) -> str:
     return str(data)[:200]
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
         try:

@@ -1,6 +1,6 @@
 """The one place an upstream's failures are mapped into the gateway's hierarchy.
 
-As httpx maps httpcore's exceptions with one context manager around everything below it, each
+As an HTTP client maps its transport's exceptions with one guard around everything below it, each
 upstream call runs inside `map_upstream_errors`: whatever goes wrong underneath (the transport,
 bytes that are not UTF-8, JSON of the wrong shape, a bug in a translator, any other exception)
 leaves as a `GatewayError`, so the breaker hears of it and the chain moves on exactly as for a
@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
-import httpx
+import aiohttp
 
 from serving.gateway import canonical as c
 from serving.gateway.errors import (
@@ -32,13 +32,18 @@ from serving.gateway.redaction import redact
 log = logging.getLogger("serving.gateway.upstreams")
 
 
-def map_transport_error(exc: httpx.HTTPError, upstream: str) -> GatewayError:
-    """httpx's transport failures → the gateway hierarchy."""
-    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+# What aiohttp raises when no connection could be made (refused, unreachable, DNS, TLS
+# handshake, or the connect timeout): the endpoint is down, not slow.
+CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def map_transport_error(exc: aiohttp.ClientError, upstream: str) -> GatewayError:
+    """aiohttp's transport failures → the gateway hierarchy."""
+    if isinstance(exc, CONNECT_ERRORS):
         return UpstreamUnavailable(
             f"cannot connect to upstream {upstream!r}: {redact(str(exc))}", upstream=upstream
         )
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, aiohttp.ServerTimeoutError):
         return UpstreamTimeout(f"upstream {upstream!r} timed out", upstream=upstream)
     return UpstreamError(
         f"upstream {upstream!r} failed: {type(exc).__name__}: {redact(str(exc))}",
@@ -53,7 +58,7 @@ def map_exception(exc: Exception, upstream: str) -> GatewayError:
         if exc.upstream is None:
             exc.upstream = upstream
         return exc
-    if isinstance(exc, httpx.HTTPError):
+    if isinstance(exc, aiohttp.ClientError):
         return map_transport_error(exc, upstream)
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"upstream {upstream!r} timed out", upstream=upstream)

@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import logging
 
-import httpx
+import aiohttp
 
 from serving.gateway.metrics import Metrics
 from serving.gateway.settings import HealthCheck
+from serving.gateway.upstreams.transport import Transport
 
 log = logging.getLogger("serving.gateway.upstreams.health")
 
@@ -75,10 +76,11 @@ class HealthChecker:
     """Runs the probes of one pool until stopped."""
 
     def __init__(
-        self, pool: PoolHealth, http: httpx.AsyncClient, health_path: str, headers: dict[str, str]
+        self, pool: PoolHealth, transport: Transport, health_path: str, headers: dict[str, str]
     ) -> None:
         self.pool = pool
-        self._http = http
+        self._transport = transport
+        self._timeout = aiohttp.ClientTimeout(total=pool.config.timeout)
         self._probe_urls = [u.removesuffix("/v1") + health_path for u in pool.urls]
         self._headers = headers
         self._task: asyncio.Task[None] | None = None
@@ -105,11 +107,10 @@ class HealthChecker:
             await asyncio.sleep(self.pool.config.interval)
 
     async def _probe(self, url: str) -> bool:
+        session = self._transport.session
         try:
-            response = await self._http.get(
-                url, headers=self._headers, timeout=self.pool.config.timeout
-            )
-        except httpx.HTTPError as exc:
+            async with session.get(url, headers=self._headers, timeout=self._timeout) as response:
+                return response.status < 300
+        except (aiohttp.ClientError, TimeoutError) as exc:
             log.debug("health probe %s failed: %s", url, type(exc).__name__)
             return False
-        return response.status_code < 300

@@ -9,12 +9,14 @@ bodies translate; everything that can fail on the wire fails here, as a `Gateway
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
+import orjson
 
 from serving.gateway import canonical as c
 from serving.gateway.admission import UpstreamGate
@@ -30,8 +32,11 @@ from serving.gateway.upstreams.base import (
     error_from_response,
     prime,
 )
-from serving.gateway.upstreams.boundary import map_transport_error
+from serving.gateway.upstreams.boundary import CONNECT_ERRORS, map_transport_error
 from serving.gateway.upstreams.health import PoolHealth
+from serving.gateway.upstreams.transport import Transport
+
+_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
 
 
 class StreamDecoder(Protocol):
@@ -49,17 +54,18 @@ class HTTPUpstream(UpstreamClient):
     requests), which keeps a slow engine from queueing more work.
     """
 
-    def __init__(self, config: UpstreamConfig, http: httpx.AsyncClient) -> None:
-        super().__init__(config, http)
+    def __init__(self, config: UpstreamConfig, transport: Transport) -> None:
+        super().__init__(config, transport)
         self._urls = config.urls
         key = config.api_key()
         self._headers = self.auth_headers(key)
+        self._post_headers = {**self._headers, "content-type": "application/json"}
         self._secrets = (key,) if key else ()  # masked in any upstream error text
         self._timeouts = config.timeouts
         self.health: PoolHealth | None = None  # set by the gateway when the pool is checked
         # Admission slots per endpoint; the gateway rebuilds it with its metrics.
         self.gate = UpstreamGate(self.name, len(self._urls), config.limits, None, self.health_flags)
-        self.probe_http: httpx.AsyncClient | None = None  # readiness probes' own client
+        self.probe: Transport | None = None  # readiness probes' own connections
 
     def health_flags(self) -> list[bool] | None:
         return self.health.healthy if self.health is not None else None
@@ -71,50 +77,49 @@ class HTTPUpstream(UpstreamClient):
     @asynccontextmanager
     async def _open(
         self, url_path: str, body: bytes, *, root: bool = False
-    ) -> AsyncIterator[httpx.Response]:
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         """POST and yield the response once its headers arrived and its status is 2xx.
 
         `url_path` is relative to the base URL, or to the server root when `root` is set (vLLM
         serves /tokenize beside /v1, not under it).
         """
         i = await self.gate.acquire()  # may wait in the queue, or raise Saturated
-        response: httpx.Response | None = None
+        response: aiohttp.ClientResponse | None = None
         try:
             base = self._urls[i].removesuffix("/v1") if root else self._urls[i]
-            headers = {**self._headers, "content-type": "application/json"}
-            request = self.http.build_request(
-                "POST", base + url_path, content=body, headers=headers
-            )
+            session = self.transport.session
             try:
                 async with asyncio.timeout(self._timeouts.first_byte):
-                    response = await self.http.send(request, stream=True)
+                    response = await session.post(
+                        base + url_path, data=_payload(body), headers=self._post_headers
+                    )
+            except aiohttp.ClientError as exc:  # first: aiohttp's timeouts are TimeoutErrors too
+                if self.health is not None and isinstance(exc, CONNECT_ERRORS):
+                    self.health.connection_failed(i)
+                raise map_transport_error(exc, self.name) from exc
             except TimeoutError as exc:
                 wait = self._timeouts.first_byte
                 raise UpstreamTimeout(
                     f"upstream {self.name!r} sent no response within {wait:g}s",
                     upstream=self.name,
                 ) from exc
-            except httpx.HTTPError as exc:
-                if self.health is not None and isinstance(exc, httpx.ConnectError):
-                    self.health.connection_failed(i)
-                raise map_transport_error(exc, self.name) from exc
-            if response.status_code >= 300:
+            if response.status >= 300:
                 raw = await self._read(response)
                 raise error_from_response(
-                    response.status_code, raw, response.headers, self.name, self._secrets
+                    response.status, raw, response.headers, self.name, self._secrets
                 )
             yield response
         finally:
             try:
                 if response is not None:
-                    await response.aclose()
+                    finish(response)
             finally:
                 self.gate.release(i)
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
-            return await response.aread()
-        except httpx.HTTPError as exc:
+            return await response.read()
+        except aiohttp.ClientError as exc:
             raise map_transport_error(exc, self.name) from exc
 
     async def post_json(
@@ -131,8 +136,8 @@ class HTTPUpstream(UpstreamClient):
         if "json" not in ctype:
             raise UpstreamError(f"upstream {self.name!r} answered with content type {ctype!r}")
         try:
-            parsed = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            parsed = loads(raw)
+        except ValueError as exc:
             raise UpstreamError(f"upstream {self.name!r} sent malformed JSON") from exc
         if not isinstance(parsed, dict):
             raise UpstreamError(f"upstream {self.name!r} sent JSON that is not an object")
@@ -162,11 +167,11 @@ class HTTPUpstream(UpstreamClient):
         """A canonical stream once its first token arrived, within `timeouts.first_token`."""
         return await prime(events, limit=self._timeouts.first_token_limit, name=self.name)
 
-    async def _chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 yield chunk
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise map_transport_error(exc, self.name) from exc
 
     async def forward_stream(self, url_path: str, body: bytes, grammar: Grammar) -> RawStream:
@@ -256,12 +261,12 @@ class HTTPUpstream(UpstreamClient):
 
     async def get_ok(self, url: str) -> bool:
         """Readiness probe: a GET that answers 2xx within two seconds."""
+        session = (self.probe or self.transport).session
         try:
-            http = self.probe_http or self.http
-            response = await http.get(url, headers=self._headers, timeout=2.0)
-        except httpx.HTTPError:
+            async with session.get(url, headers=self._headers, timeout=_PROBE_TIMEOUT) as response:
+                return response.status < 300
+        except (aiohttp.ClientError, TimeoutError):
             return False
-        return response.status_code < 300
 
 
 def with_model(call: RawCall, model: str) -> bytes:
@@ -271,7 +276,25 @@ def with_model(call: RawCall, model: str) -> bytes:
     return dumps({**call.parsed, "model": model}).encode()
 
 
-def check_stream_type(response: httpx.Response, name: str) -> None:
+def _payload(body: bytes) -> bytes | io.BytesIO:
+    """A large body goes as a file-like payload, which aiohttp writes in chunks (it warns that
+    one big bytes write may hold up the loop)."""
+    return body if len(body) < _LARGE_BODY else io.BytesIO(body)
+
+
+_LARGE_BODY = 1 << 20
+
+
+def finish(response: aiohttp.ClientResponse) -> None:
+    """Hand a read-out connection back to the pool; close one whose body was left unread (a
+    stream the client abandoned), which can carry no next request."""
+    if response.content.at_eof():
+        response.release()
+    else:
+        response.close()
+
+
+def check_stream_type(response: aiohttp.ClientResponse, name: str) -> None:
     ctype = response.headers.get("content-type", "")
     if "text/event-stream" not in ctype:
         raise UpstreamError(f"upstream {name!r} answered a stream request with {ctype!r}")
@@ -279,7 +302,7 @@ def check_stream_type(response: httpx.Response, name: str) -> None:
 
 def decode_data(data: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except ValueError as exc:
         raise StreamBroken(
             f"upstream sent malformed stream data: {data[:80]!r}", "malformed"
@@ -287,6 +310,15 @@ def decode_data(data: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise StreamBroken("upstream sent a stream chunk that is not an object", "malformed")
     return obj
+
+
+def loads(raw: bytes) -> Any:
+    """orjson (3-10x faster on these bodies), falling back to `json` for what only it accepts
+    (NaN and Infinity, integers over 64 bits); both raise ValueError on malformed JSON."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def dumps(obj: Any) -> str:

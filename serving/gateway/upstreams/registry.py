@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
-
 from serving.gateway.settings import Upstream
 from serving.gateway.upstreams.anthropic import AnthropicClient
 from serving.gateway.upstreams.base import UpstreamClient
 from serving.gateway.upstreams.gemini import GeminiClient
 from serving.gateway.upstreams.openai_compat import OpenAICompatClient
 from serving.gateway.upstreams.responses import ResponsesClient
+from serving.gateway.upstreams.transport import Transport
 
 _CLIENTS: dict[str, type[UpstreamClient]] = {
     "openai": OpenAICompatClient,
@@ -19,11 +18,11 @@ _CLIENTS: dict[str, type[UpstreamClient]] = {
 }
 
 
-def build_client(config: Upstream, http: httpx.AsyncClient) -> UpstreamClient:
+def build_client(config: Upstream, transport: Transport) -> UpstreamClient:
     try:
         cls = _CLIENTS[config.dialect]
     except KeyError as exc:
         raise ValueError(
             f"upstream {config.name!r}: no client for dialect {config.dialect!r} yet"
         ) from exc
-    return cls(config, http)
+    return cls(config, transport)

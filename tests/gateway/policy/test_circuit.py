@@ -155,3 +155,31 @@ def test_circuits_report_states() -> None:
     circuits["a/x"].force_open()
     assert circuits.states() == {"a/x": "open (forced)", "b/y": "closed"}
     assert circuits.get("nope") is None
+
+
+def test_failures_in_a_row_open_it_even_when_the_window_holds_successes() -> None:
+    """A target that just died: 3 failures against 20 earlier successes are 13 %, far below the
+    rate, but three in a row are enough."""
+    clock = Clock()
+    b, _ = breaker(clock, consecutive_failures=3)
+    for _ in range(20):
+        b.record(failed=False)
+    for _ in range(2):
+        b.record(failed=True)
+    assert current(b) is State.CLOSED
+    b.record(failed=False)  # a success breaks the streak
+    for _ in range(2):
+        b.record(failed=True)
+    assert current(b) is State.CLOSED
+    b.record(failed=True)
+    assert current(b) is State.OPEN
+
+
+def test_the_streak_rule_can_be_turned_off() -> None:
+    clock = Clock()
+    b, _ = breaker(clock, consecutive_failures=0)
+    for _ in range(20):
+        b.record(failed=False)
+    for _ in range(8):
+        b.record(failed=True)
+    assert current(b) is State.CLOSED  # 8/28 < 50 %

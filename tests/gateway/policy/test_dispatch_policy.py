@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from serving.gateway import canonical as c
@@ -28,6 +27,7 @@ from serving.gateway.upstreams.base import (
     RawStream,
     UpstreamClient,
 )
+from serving.gateway.upstreams.transport import Transport
 
 
 class Scripted(UpstreamClient):
@@ -36,7 +36,7 @@ class Scripted(UpstreamClient):
     dialect = "openai"
 
     def __init__(self, settings: Settings, name: str, script: list[Any]) -> None:
-        super().__init__(settings.upstream(name), httpx.AsyncClient())
+        super().__init__(settings.upstream(name), Transport(connect=1, read=None))
         self.script = script
         self.calls = 0
 
@@ -134,7 +134,7 @@ async def test_client_errors_are_raised_at_once() -> None:
 
 
 async def test_an_open_circuit_is_skipped_until_its_cooldown_ends() -> None:
-    h = Harness([UpstreamUnavailable("refused")], [OK])
+    h = Harness([Overloaded("529")], [OK])
     await h.send()  # 3 failed attempts: the circuit opens (min 3, 100 %)
     calls = h.a.calls
     outcome = await h.send()
@@ -144,6 +144,14 @@ async def test_an_open_circuit_is_skipped_until_its_cooldown_ends() -> None:
     outcome = await h.send()  # half-open probe succeeds: closed again
     assert outcome.target.upstream == "a" and h.a.calls == calls + 1
     assert h.dispatcher.circuits["a/x"].state.name == "CLOSED"
+
+
+async def test_a_refused_connect_moves_on_at_once_when_a_next_target_exists() -> None:
+    """Dialling a dead address again only adds the backoff; the last target is retried."""
+    h = Harness([UpstreamUnavailable("refused")], [UpstreamUnavailable("refused"), OK])
+    outcome = await h.send()
+    assert h.a.calls == 1 and h.b.calls == 2 and h.sleeps == [1]
+    assert outcome.target.upstream == "b" and outcome.fallbacks == ["a/x:connect"]
 
 
 async def test_every_failure_is_listed_when_nothing_serves() -> None:

@@ -8,7 +8,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from serving.gateway import canonical as c
@@ -25,6 +24,7 @@ from serving.gateway.upstreams.base import RawCall, RawResponse, RawStream
 from serving.gateway.upstreams.gemini import GeminiClient
 from serving.gateway.upstreams.http import HTTPUpstream
 from serving.gateway.upstreams.openai_compat import OpenAICompatClient
+from serving.gateway.upstreams.transport import Transport
 from tests.support import fake_upstream as f
 from tests.support.fake_upstream import FakeUpstream, Reply
 from tests.support.servers import serve
@@ -53,7 +53,7 @@ def make(
             "timeouts": {"connect": 1, "first_byte": first_byte, "total": 5, "stream_idle": 5},
         }
     )
-    return cls(config, httpx.AsyncClient())
+    return cls(config, Transport(connect=1, read=5))
 
 
 @pytest.fixture
