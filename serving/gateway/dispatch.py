@@ -341,9 +341,8 @@ class Dispatcher:
                     breaker.release()
                 self._metrics.upstream_attempts.labels(target.label, type(exc).__name__).inc()
                 wait, why = retry.delay(n, reason, exc.retry_after)
-                dead = reason == "connect" and not self._another_endpoint(target.upstream)
-                if wait is not None and has_next and dead:
-                    wait, why = None, "no other endpoint; the next target answers sooner"
+                if wait is not None and reason == "connect" and has_next:
+                    wait, why = self._reconnect(target.upstream, wait, why)
                 if wait is None or not breaker.allow():
                     log.debug("%s: %s, not retrying (%s)", target.label, reason, why)
                     raise
@@ -359,12 +358,14 @@ class Dispatcher:
             self._metrics.upstream_attempts.labels(target.label, "ok").inc()
             return result, started
 
-    def _another_endpoint(self, upstream: str) -> bool:
-        """Whether a retry could reach another healthy endpoint of the upstream: a refused or
-        timed-out connect is not transient the way a 503 is, so with a next target waiting,
-        dialling the same dead address again only adds the backoff."""
+    def _reconnect(self, upstream: str, wait: float, why: str) -> tuple[float | None, str]:
+        """A refused or timed-out connect is not transient the way a 503 is: with a next target
+        waiting, dialling the same dead address again only adds the backoff. Retry only when
+        another healthy endpoint of the upstream could take it."""
         pool = self._health.get(upstream)
-        return pool is not None and sum(pool.healthy) > 0
+        if pool is not None and pool.any_healthy():
+            return wait, why
+        return None, "no other endpoint; the next target answers sooner"
 
     def _guarded(self, result: Result, target: Target, breaker: Breaker, started: float) -> Result:
         """A stream, bounded by the target's total time and reporting breaks to its circuit."""

@@ -107,10 +107,7 @@ class HealthChecker:
             await asyncio.sleep(self.pool.config.interval)
 
     async def _probe(self, url: str) -> bool:
-        session = self._transport.session
-        try:
-            async with session.get(url, headers=self._headers, timeout=self._timeout) as response:
-                return response.status < 300
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.debug("health probe %s failed: %s", url, type(exc).__name__)
-            return False
+        ok = await self._transport.get_ok(url, self._headers, self._timeout)
+        if not ok:
+            log.debug("health probe %s failed", url)
+        return ok

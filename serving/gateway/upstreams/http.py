@@ -261,12 +261,7 @@ class HTTPUpstream(UpstreamClient):
 
     async def get_ok(self, url: str) -> bool:
         """Readiness probe: a GET that answers 2xx within two seconds."""
-        session = (self.probe or self.transport).session
-        try:
-            async with session.get(url, headers=self._headers, timeout=_PROBE_TIMEOUT) as response:
-                return response.status < 300
-        except (aiohttp.ClientError, TimeoutError):
-            return False
+        return await (self.probe or self.transport).get_ok(url, self._headers, _PROBE_TIMEOUT)
 
 
 def with_model(call: RawCall, model: str) -> bytes:

@@ -60,6 +60,17 @@ class Transport:
             )
         return self._session
 
+    async def get_ok(
+        self, url: str, headers: dict[str, str], timeout: aiohttp.ClientTimeout
+    ) -> bool:
+        """A probe: whether a GET of `url` answers 2xx within `timeout`; never raises for the
+        network."""
+        try:
+            async with self.session.get(url, headers=headers, timeout=timeout) as response:
+                return response.status < 300
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
     async def aclose(self) -> None:
         self._closed = True
         if self._session is not None:
