@@ -108,10 +108,21 @@ def main() -> int:
     try:
         up_port, gw_port, lt_port = free_port(), free_port(), free_port()
         procs.append(t.start_upstream(up_port, logs / "upstream.log"))
+        floor_port = free_port()
+        floor = t.start_floor(floor_port, up_port, logs / "floor.log")
+        procs.append(floor)
         gateway = t.start_serving(gw_port, up_port, workdir, logs / "serving.log")
         procs.append(gateway)
-        bases = {"direct": f"http://127.0.0.1:{up_port}", "serving": f"http://127.0.0.1:{gw_port}"}
-        pids: dict[str, list[int] | None] = {"direct": None, "serving": process_tree(gateway.pid)}
+        bases = {
+            "direct": f"http://127.0.0.1:{up_port}",
+            "floor": f"http://127.0.0.1:{floor_port}",
+            "serving": f"http://127.0.0.1:{gw_port}",
+        }
+        pids: dict[str, list[int] | None] = {
+            "direct": None,
+            "floor": process_tree(floor.pid),
+            "serving": process_tree(gateway.pid),
+        }
         if litellm is not None:
             exe, report["versions"]["litellm"] = litellm
             proxy = t.start_litellm(exe, lt_port, up_port, workdir, logs / "litellm.log")
@@ -138,8 +149,9 @@ def main() -> int:
                 )
                 _print("direct", "openai", mode, c, direct)
                 for dialect in dialects:
-                    for target in ("serving", "litellm"):
-                        if target not in bases:
+                    for target in ("floor", "serving", "litellm"):
+                        # the floor only passes through: it runs with the OpenAI dialect
+                        if target not in bases or (target == "floor" and dialect != "openai"):
                             continue
                         req = t.request(dialect, mode)
                         row = cell(bases[target], req, c, pids[target], profile)

@@ -102,6 +102,40 @@ def block_matrix(reports: dict[str, Report | None]) -> str:
     return "\n".join(rows) + "\n\nLatencies in ms; CPU is the proxy process's CPU ms per request."
 
 
+def block_floor(reports: dict[str, Report | None]) -> str:
+    """serving (OpenAI pass-through) beside the no-logic proxy on the same stack."""
+    m = reports["matrix"]
+    if m is None:
+        return "_No matrix report._"
+    cells = _cells(m)
+    rows = [
+        "| mode | c | direct p50 | floor p50 / ttfb | floor CPU/req | serving p50 / ttfb |"
+        " serving CPU/req | serving - floor: p50 / CPU |",
+        "|" + "---|" * 8,
+    ]
+    for dialect, mode, c in _keys(m):
+        fl = cells.get(("floor", dialect, mode, c))
+        if fl is None:
+            continue
+        d = cells.get(("direct", "openai", mode, c), {})
+        s = cells.get(("serving", dialect, mode, c), {})
+        gap = [_diff(s, fl, k) for k in ("p50_ms", "cpu_ms_per_request")]
+        rows.append(
+            f"| {mode} | {c} | {_f(d.get('p50_ms'))} | {_f(fl.get('p50_ms'))} / "
+            f"{_f(fl.get('ttfb_p50_ms'))} | {_f(fl.get('cpu_ms_per_request'))} ms "
+            f"| {_f(s.get('p50_ms'))} / {_f(s.get('ttfb_p50_ms'))} "
+            f"| {_f(s.get('cpu_ms_per_request'))} ms | {_f(gap[0])} / {_f(gap[1])} ms |"
+        )
+    if len(rows) == 2:
+        return "_No floor cells in the matrix report._"
+    return "\n".join(rows) + "\n\nLatencies in ms; `floor` is scripts/bench/floor_proxy.py."
+
+
+def _diff(a: Report, b: Report, key: str) -> float | None:
+    x, y = a.get(key), b.get(key)
+    return x - y if x is not None and y is not None else None
+
+
 def _keys(m: Report) -> list[tuple[str, str, int]]:
     seen: dict[tuple[str, str, int], None] = {}
     for c in m["cells"]:
@@ -161,6 +195,13 @@ def block_targets(reports: dict[str, Report | None]) -> str:
             f"- **CPU/req at c={hi} at most 20% above c={lo}**: {held} of {len(flat)} "
             f"dialectxmode pairs hold ({'holds' if held == len(flat) else 'does not hold'}); "
             f"within ±20% (a fall counted too): {strict} of {len(flat)}:",
+        )
+    fl, flt = (cells.get(("floor", "openai", mode, lo), {}) for mode in ("json", "stream6"))
+    if fl:
+        out.append(
+            f"- Added p50 at c={lo} of the floor (no-logic proxy on uvicorn + aiohttp): JSON "
+            f"{_f(fl.get('added_p50_ms'))} ms, stream time to first byte "
+            f"{_f(flt.get('added_ttfb_p50_ms'))} ms"
         )
     for dialect in dict.fromkeys(k[0] for k in keys):
         s = cells.get(("serving", dialect, "json", lo), {})
@@ -350,6 +391,7 @@ BLOCKS: dict[str, Callable[[dict[str, Report | None]], str]] = {
     "machine": block_machine,
     "targets": block_targets,
     "matrix": block_matrix,
+    "floor": block_floor,
     "failover": block_failover,
     "engine": block_engine,
     "isolation": block_isolation,

@@ -64,6 +64,14 @@ def start_upstream(port: int, log: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
+def start_floor(port: int, up_port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The no-logic proxy on the gateway's stack (floor_proxy.py): what uvicorn + aiohttp cost."""
+    argv = [sys.executable, str(HERE / "floor_proxy.py"), "--port", str(port)]
+    proc = start([*argv, "--upstream", f"http://127.0.0.1:{up_port}"], log=log)
+    wait_ready(f"http://127.0.0.1:{port}/health", proc=proc)
+    return proc
+
+
 def serving_config(up_port: int) -> dict[str, Any]:
     upstream = {"name": "fake", "base_url": f"http://127.0.0.1:{up_port}/v1"}
     routes = [

@@ -4,7 +4,7 @@ and errors rendered in each path's dialect."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -13,12 +13,14 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from serving.gateway import admin, errors, models, openapi, ops
+from serving.gateway.deps import authenticate
 from serving.gateway.dialects.anthropic import router as anthropic
 from serving.gateway.dialects.gemini import router as gemini
 from serving.gateway.dialects.openai import router as openai
 from serving.gateway.dialects.responses import router as responses
 from serving.gateway.endpoint import DialectAdapter
 from serving.gateway.gatekeeper import GateMiddleware
+from serving.gateway.hotpath import Handler, HotPath, PrefixHandler
 from serving.gateway.lifecycle import SCOPE_KEY, Lifecycle, Renderer, record_of
 from serving.gateway.runtime import Gateway
 from serving.gateway.settings import Settings
@@ -60,6 +62,25 @@ def _http_error(exc: HTTPException) -> errors.GatewayError:
     return cls(str(exc.detail), status=exc.status_code)
 
 
+def _create_response(request: Request) -> Awaitable[Response]:
+    return responses.create_response(request, authenticate(request))
+
+
+# The POST routes HotPath calls without FastAPI's routing (they take only the request).
+_HOT: dict[str, Handler] = {
+    "/v1/chat/completions": openai.chat_completions,
+    "/v1/completions": openai.completions,
+    "/v1/embeddings": openai.embeddings,
+    "/v1/messages": anthropic.create_message,
+    "/v1/messages/count_tokens": anthropic.count_message_tokens,
+    "/v1/responses": _create_response,
+}
+_HOT_PREFIXED: tuple[tuple[str, PrefixHandler], ...] = (
+    ("/v1beta/models/", gemini.model_method),
+    ("/v1/models/", gemini.model_method),
+)
+
+
 def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     gw = gateway or Gateway(settings)
 
@@ -79,13 +100,6 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     app.include_router(responses.router)
     if settings.admin.enabled:
         app.include_router(admin.router)
-    app.add_middleware(
-        GateMiddleware, keeper=gw.keeper, dialect_for=dialect_for, frame_for=error_frame_for
-    )
-    app.add_middleware(  # outermost: the gate's refusals are counted and logged too
-        Lifecycle, metrics=gw.metrics, dialect_for=dialect_for, header_for=request_id_header
-    )
-    openapi.install(app)
 
     def render(request: Request, exc: errors.GatewayError) -> Response:
         record = record_of(request) if SCOPE_KEY in request.scope else None
@@ -96,6 +110,15 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         if record is not None:
             record.failed(exc, response.status_code)  # the status sent (Gemini has no 529)
         return response
+
+    app.add_middleware(HotPath, exact=_HOT, prefixed=_HOT_PREFIXED, render=render)  # innermost
+    app.add_middleware(
+        GateMiddleware, keeper=gw.keeper, dialect_for=dialect_for, frame_for=error_frame_for
+    )
+    app.add_middleware(  # outermost: the gate's refusals are counted and logged too
+        Lifecycle, metrics=gw.metrics, dialect_for=dialect_for, header_for=request_id_header
+    )
+    openapi.install(app)
 
     @app.exception_handler(errors.GatewayError)
     async def gateway_error(request: Request, exc: errors.GatewayError) -> Response:
