@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--out", default="reports")
     args = parser.parse_args()
     # No timeout here: the point is the full cost of a scan.
-    policy = PrivacyPolicy(Privacy(scan_timeout=3600.0), frozenset())
+    policy = PrivacyPolicy(Privacy(scan_timeout=3600.0))
     size = int(args.mb * 1024 * 1024)
     rows = []
     for name, unit in INPUTS.items():

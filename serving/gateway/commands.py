@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from typing import Any
 
@@ -52,6 +53,19 @@ def _load(path: str) -> Settings | None:
         return None
 
 
+# Python's default (700, 10, 10) collects the young generation after every 700 net container
+# allocations; under load that walks the objects of every request in flight again and again,
+# and promotes them to be walked in the older generations too. These thresholds cut CPU per
+# request at concurrency 256 by about a quarter to a third (JSON) with no change in RSS
+# (docs/benchmarks.md, round 3). Reference counting still frees acyclic garbage at once.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """The gateway process's garbage-collector thresholds (see GC_THRESHOLDS)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_gateway(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
@@ -88,6 +102,7 @@ def run_gateway(args: argparse.Namespace) -> int:
         proxy_headers=False,
         server_header=False,
     )
+    tune_gc()
     server = DrainingServer(config, keeper, settings.server.drain)
     server.run(sockets=sockets)
     if keeper.cut_count:
