@@ -1,7 +1,8 @@
 """The floor of a proxy on the gateway's own stack: a raw ASGI app under uvicorn (httptools,
-uvloop) that forwards each POST to the upstream over one aiohttp session and relays the answer
-chunk by chunk, as it comes. No authentication, parsing, routing, metrics or logging: what it
-adds over `direct` is what uvicorn and aiohttp alone cost, so serving's distance from it is
+uvloop) that forwards each POST to the upstream over the gateway's own HTTP/1.1 client
+(serving/gateway/upstreams/http1.py) and relays the answer chunk by chunk, as it comes. No
+authentication, parsing, routing, metrics or logging: what it adds over `direct` is what
+uvicorn and that client alone cost, so serving's distance from it is
 the gateway's own work. The matrix runs it as the target `floor` (OpenAI pass-through only).
 
     python scripts/bench/floor_proxy.py --port PORT --upstream http://127.0.0.1:UP
@@ -12,27 +13,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import aiohttp
 import uvicorn
+
+from serving.gateway.upstreams.http1 import Pool
 
 Scope = dict[str, Any]
 
 
 def build_app(upstream: str) -> Any:
-    sessions: list[aiohttp.ClientSession] = []
+    pool = Pool(connect=5, read=60)
 
     async def lifespan(receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                connector = aiohttp.TCPConnector(limit=0)
-                sessions.append(
-                    aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-                )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for session in sessions:
-                    await session.close()
+                await pool.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -52,12 +49,15 @@ def build_app(upstream: str) -> Any:
             more = message.get("more_body", False)
         url = upstream + scope["path"]
         headers = {"content-type": "application/json"}
-        async with sessions[0].post(url, data=body, headers=headers) as resp:
+        resp = await pool.request("POST", url, headers, body)
+        try:
             ctype = resp.headers.get("content-type", "application/json").encode()
             start = {"type": "http.response.start", "status": resp.status}
             await send({**start, "headers": [(b"content-type", ctype)]})
-            async for chunk in resp.content.iter_any():
+            async for chunk in resp.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            resp.release()
         await send({"type": "http.response.body", "body": b""})
 
     return app

@@ -1,9 +1,11 @@
 """HTTP clients in isolation: the CPU one asyncio process (uvloop, as under uvicorn) spends per
-upstream request with httpx (the gateway's client, its pool sized as the gateway sizes it, and
-with every connection kept alive), aiohttp, and a raw pooled keep-alive client (asyncio
-protocol + httptools' parser, one write per request), against the scripted upstream, at several
-concurrencies, JSON and a 6-chunk stream. CPU is this process's own (time.process_time), so the
-upstream's cost is not in it. Writes reports/bench/iso-http-clients.json.
+upstream request with httpx (the gateway's first client, its pool sized as the gateway sized it,
+and with every connection kept alive), aiohttp (its second), the gateway's own HTTP/1.1 client
+(serving/gateway/upstreams/http1.py, its third), and a bare pooled keep-alive client (asyncio
+protocol + httptools' parser, one write per request, no error handling: the floor), against
+the scripted upstream, at several concurrencies, JSON and a 6-chunk stream. CPU is this
+process's own (time.process_time), so the upstream's cost is not in it. Writes
+reports/bench/iso-http-clients.json.
 
     python scripts/bench/iso_http_clients.py [--requests 2000] [--concurrency 1,16,64,256]
 """
@@ -25,8 +27,10 @@ import targets as t
 import uvloop
 from common import REPORTS, free_port, load_average, stop, versions, write_json
 
+from serving.gateway.upstreams.http1 import Pool
+
 Call = Callable[[bytes], Awaitable[bytes]]
-CLIENTS = ("httpx", "httpx-keepalive", "aiohttp", "raw")
+CLIENTS = ("httpx", "httpx-keepalive", "aiohttp", "http1", "raw")
 
 
 class _Conn(asyncio.Protocol):
@@ -106,6 +110,18 @@ async def run_client(
                 return await resp.read()
 
         close = session.close
+    elif name == "http1":
+        gateway_pool = Pool(connect=5, read=30)
+        headers = {"content-type": "application/json"}
+
+        async def call(b: bytes) -> bytes:
+            resp = await gateway_pool.request("POST", url, headers, b)
+            try:
+                return await resp.read()
+            finally:
+                resp.release()
+
+        close = gateway_pool.aclose
     else:
         pool = RawPool(port)
 

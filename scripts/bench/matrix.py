@@ -99,7 +99,9 @@ def main() -> int:
         "mode": mode_name,
         "profile": profile,
         "machine": machine(),
-        "versions": versions("serving", "uvicorn", "httpx", "starlette", "fastapi", "aiohttp"),
+        "versions": versions(
+            "serving", "uvicorn", "httptools", "uvloop", "starlette", "fastapi", "aiohttp"
+        ),
         "load_average_start": load_average(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "cells": [],

@@ -199,7 +199,8 @@ def block_targets(reports: dict[str, Report | None]) -> str:
     fl, flt = (cells.get(("floor", "openai", mode, lo), {}) for mode in ("json", "stream6"))
     if fl:
         out.append(
-            f"- Added p50 at c={lo} of the floor (no-logic proxy on uvicorn + aiohttp): JSON "
+            f"- Added p50 at c={lo} of the floor (no-logic proxy on uvicorn + serving's HTTP "
+            f"client): JSON "
             f"{_f(fl.get('added_p50_ms'))} ms, stream time to first byte "
             f"{_f(flt.get('added_ttfb_p50_ms'))} ms"
         )
@@ -282,10 +283,11 @@ def block_isolation(reports: dict[str, Report | None]) -> str:
     parts = []
     h = reports["iso-http-clients"]
     if h is not None:
-        names = ("httpx", "httpx-keepalive", "aiohttp", "raw")
+        names = ("httpx", "httpx-keepalive", "aiohttp", "http1", "raw")
         rows = [
-            "| mode | c | httpx (gateway pool) | httpx, all kept alive | aiohttp | raw pooled |",
-            "|---|---|---|---|---|---|",
+            "| mode | c | httpx (round 1's pool) | httpx, all kept alive | aiohttp "
+            "| serving's http1 | bare pooled |",
+            "|---|---|---|---|---|---|---|",
         ]
         by: dict[tuple[str, int], dict[str, Report]] = {}
         for c in h["cells"]:

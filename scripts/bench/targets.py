@@ -65,7 +65,8 @@ def start_upstream(port: int, log: Path) -> subprocess.Popen[bytes]:
 
 
 def start_floor(port: int, up_port: int, log: Path) -> subprocess.Popen[bytes]:
-    """The no-logic proxy on the gateway's stack (floor_proxy.py): what uvicorn + aiohttp cost."""
+    """The no-logic proxy on the gateway's stack (floor_proxy.py): what uvicorn and the
+    gateway's HTTP client cost."""
     argv = [sys.executable, str(HERE / "floor_proxy.py"), "--port", str(port)]
     proc = start([*argv, "--upstream", f"http://127.0.0.1:{up_port}"], log=log)
     wait_ready(f"http://127.0.0.1:{port}/health", proc=proc)

@@ -22,40 +22,41 @@ from serving.gateway.state.factory import build_store
 from serving.gateway.upstreams.base import UpstreamClient
 from serving.gateway.upstreams.health import HealthChecker, PoolHealth
 from serving.gateway.upstreams.http import HTTPUpstream
+from serving.gateway.upstreams.http1 import Opener
 from serving.gateway.upstreams.registry import build_client
-from serving.gateway.upstreams.transport import ConnectorFactory, Transport
+from serving.gateway.upstreams.transport import Transport
 
 log = logging.getLogger("serving.gateway.runtime")
 
 
-def _transport(config: Upstream, connector: ConnectorFactory | None = None) -> Transport:
+def _transport(config: Upstream, opener: Opener | None = None) -> Transport:
     """One pool of connections per upstream (transport.py says why it has no cap)."""
     t = config.timeouts
-    return Transport(connect=t.connect, read=t.stream_idle, connector=connector)
+    return Transport(connect=t.connect, read=t.stream_idle, opener=opener)
 
 
-def _probe_transport(connector: ConnectorFactory | None = None) -> Transport:
+def _probe_transport(opener: Opener | None = None) -> Transport:
     """Health and readiness probes' own connections: a loaded request pool must never make a
     healthy upstream look down."""
-    return Transport(connect=2.0, read=None, limit=8, connector=connector)
+    return Transport(connect=2.0, read=None, opener=opener)
 
 
 class Gateway:
     """Settings, metrics, one client per upstream, the dispatcher and its policies.
 
-    `connectors` replaces the network under named upstreams (aiohttp's own seam, for tests that
-    fake an upstream below the HTTP layer, e.g. a connector whose connect raises)."""
+    `openers` replaces the network under named upstreams (the HTTP client's seam, for tests
+    that fake an upstream below the HTTP layer, e.g. an opener that raises)."""
 
     def __init__(
         self,
         settings: Settings,
         metrics: Metrics | None = None,
         *,
-        connectors: Mapping[str, ConnectorFactory] | None = None,
+        openers: Mapping[str, Opener] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        fakes = connectors or {}
+        fakes = openers or {}
         self.upstreams: dict[str, UpstreamClient] = {
             u.name: build_client(u, _transport(u, fakes.get(u.name))) for u in settings.upstreams
         }

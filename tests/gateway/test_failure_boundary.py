@@ -2,7 +2,7 @@
 client gets its own dialect's error, never a plain-text 500.
 
 Faults: an answer body (or first stream frame) that is not UTF-8, JSON of the wrong shape, and
-an exception raised inside the upstream's client (an aiohttp connector that raises, below the
+an exception raised inside the upstream's client (an opener that raises, below the
 HTTP layer). Each in all three client dialects, streamed and not. `garbled` is a fake server on
 127.0.0.1 answering the fault; `broken` is an upstream whose transport raises; `good` answers.
 """
@@ -10,19 +10,17 @@ HTTP layer). Each in all three client dialects, streamed and not. `garbled` is a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.tracing import Trace
 
 from serving.gateway.app import create_app
 from serving.gateway.runtime import Gateway
 from serving.gateway.settings import parse_settings
+from serving.gateway.upstreams.http1 import Connection, Opener, Origin
 from tests.support.fake_upstream import FakeUpstream, Reply, chat_completion, chat_stream
 from tests.support.servers import serve
 
@@ -43,18 +41,14 @@ class Boom(RuntimeError):
     pass
 
 
-class Exploding(aiohttp.TCPConnector):
-    """A connector whose every connect raises a non-network exception: a bug in the client."""
+def exploding(calls: list[str]) -> Opener:
+    """An opener whose every connect raises a non-network exception: a bug in the client."""
 
-    def __init__(self, calls: list[str]) -> None:
-        super().__init__()
-        self.calls = calls
-
-    async def _create_connection(
-        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
-    ) -> ResponseHandler:
-        self.calls.append(str(req.url))
+    async def open_(origin: Origin, factory: Callable[[], Connection]) -> Connection:
+        calls.append(str(origin))
         raise Boom("a bug inside the client")
+
+    return open_
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +70,7 @@ def setup() -> Iterator[Setup]:
                 "upstreams": [
                     up("garbled", g_url),
                     up("good", ok_url),
-                    up("broken", "http://127.0.0.1:9"),  # never dialled: the connector raises
+                    up("broken", "http://127.0.0.1:9"),  # never dialled: the opener raises
                 ],
                 "routes": [
                     {"model": "chain-garbled", "targets": chain("garbled")},
@@ -87,7 +81,7 @@ def setup() -> Iterator[Setup]:
             },
             "boundary",
         )
-        gateway = Gateway(settings, connectors={"broken": lambda: Exploding(calls)})
+        gateway = Gateway(settings, openers={"broken": exploding(calls)})
         with serve(create_app(settings, gateway)) as url:
             yield Setup(url, garbled, good, calls)
 

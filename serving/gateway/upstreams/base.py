@@ -13,11 +13,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiohttp
 
 from serving.gateway import canonical as c
 from serving.gateway.errors import (
@@ -34,6 +32,7 @@ from serving.gateway.frames import Pipeline
 from serving.gateway.redaction import redact
 from serving.gateway.settings import Upstream as UpstreamConfig
 from serving.gateway.upstreams.boundary import map_upstream_errors, mapped_bytes, mapped_events
+from serving.gateway.upstreams.http1 import Response
 from serving.gateway.upstreams.transport import Transport
 
 
@@ -65,13 +64,15 @@ class RawStream:
         self,
         first: bytes,
         rest: AsyncIterator[bytes],
-        response: aiohttp.ClientResponse,
+        response: Response,
         pipeline: Pipeline,
+        finish: Callable[[], Awaitable[None]],
     ) -> None:
         self.first = first
         self.rest = rest
         self.response = response
         self.pipeline = pipeline
+        self._finish = finish
         self.content_type = response.headers.get("content-type", "text/event-stream")
         # Called when the relay finds the stream broken (a bad frame, no finish); the
         # dispatcher points it at the target's circuit.
@@ -82,6 +83,7 @@ class RawStream:
         if aclose is not None:
             await aclose()
         self.response.close()  # a no-op once the relay has handed the connection back
+        await self._finish()  # a no-op once `rest` has ended
 
 
 def _nothing() -> None:

@@ -18,8 +18,6 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
-import aiohttp
-
 from serving.gateway import canonical as c
 from serving.gateway.errors import (
     GatewayError,
@@ -28,22 +26,23 @@ from serving.gateway.errors import (
     UpstreamUnavailable,
 )
 from serving.gateway.redaction import redact
+from serving.gateway.upstreams.http1 import ConnectFailed, ReadTimeout, TransportError
 
 log = logging.getLogger("serving.gateway.upstreams")
 
 
-# What aiohttp raises when no connection could be made (refused, unreachable, DNS, TLS
-# handshake, or the connect timeout): the endpoint is down, not slow.
-CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+# No connection could be made (refused, unreachable, DNS, TLS handshake, or the connect
+# timeout): the endpoint is down, not slow.
+CONNECT_ERRORS = (ConnectFailed,)
 
 
-def map_transport_error(exc: aiohttp.ClientError, upstream: str) -> GatewayError:
-    """aiohttp's transport failures → the gateway hierarchy."""
+def map_transport_error(exc: TransportError, upstream: str) -> GatewayError:
+    """The HTTP client's transport failures → the gateway hierarchy."""
     if isinstance(exc, CONNECT_ERRORS):
         return UpstreamUnavailable(
             f"cannot connect to upstream {upstream!r}: {redact(str(exc))}", upstream=upstream
         )
-    if isinstance(exc, aiohttp.ServerTimeoutError):
+    if isinstance(exc, ReadTimeout):
         return UpstreamTimeout(f"upstream {upstream!r} timed out", upstream=upstream)
     return UpstreamError(
         f"upstream {upstream!r} failed: {type(exc).__name__}: {redact(str(exc))}",
@@ -58,7 +57,7 @@ def map_exception(exc: Exception, upstream: str) -> GatewayError:
         if exc.upstream is None:
             exc.upstream = upstream
         return exc
-    if isinstance(exc, aiohttp.ClientError):
+    if isinstance(exc, TransportError):
         return map_transport_error(exc, upstream)
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"upstream {upstream!r} timed out", upstream=upstream)

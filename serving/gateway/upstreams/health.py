@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import logging
 
-import aiohttp
-
 from serving.gateway.metrics import Metrics
 from serving.gateway.settings import HealthCheck
 from serving.gateway.upstreams.transport import Transport
@@ -80,7 +78,7 @@ class HealthChecker:
     ) -> None:
         self.pool = pool
         self._transport = transport
-        self._timeout = aiohttp.ClientTimeout(total=pool.config.timeout)
+        self._timeout = pool.config.timeout
         self._probe_urls = [u.removesuffix("/v1") + health_path for u in pool.urls]
         self._headers = headers
         self._task: asyncio.Task[None] | None = None

@@ -9,13 +9,11 @@ bodies translate; everything that can fail on the wire fails here, as a `Gateway
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-import aiohttp
 import orjson
 
 from serving.gateway import canonical as c
@@ -34,9 +32,10 @@ from serving.gateway.upstreams.base import (
 )
 from serving.gateway.upstreams.boundary import CONNECT_ERRORS, map_transport_error
 from serving.gateway.upstreams.health import PoolHealth
+from serving.gateway.upstreams.http1 import Response, TransportError
 from serving.gateway.upstreams.transport import Transport
 
-_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
+_PROBE_TIMEOUT = 2.0
 
 
 class StreamDecoder(Protocol):
@@ -77,23 +76,20 @@ class HTTPUpstream(UpstreamClient):
     @asynccontextmanager
     async def _open(
         self, url_path: str, body: bytes, *, root: bool = False
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+    ) -> AsyncIterator[Response]:
         """POST and yield the response once its headers arrived and its status is 2xx.
 
         `url_path` is relative to the base URL, or to the server root when `root` is set (vLLM
         serves /tokenize beside /v1, not under it).
         """
         i = await self.gate.acquire()  # may wait in the queue, or raise Saturated
-        response: aiohttp.ClientResponse | None = None
+        response: Response | None = None
         try:
             base = self._urls[i].removesuffix("/v1") if root else self._urls[i]
-            session = self.transport.session
             try:
                 async with asyncio.timeout(self._timeouts.first_byte):
-                    response = await session.post(
-                        base + url_path, data=_payload(body), headers=self._post_headers
-                    )
-            except aiohttp.ClientError as exc:  # first: aiohttp's timeouts are TimeoutErrors too
+                    response = await self.transport.post(base + url_path, body, self._post_headers)
+            except TransportError as exc:
                 if self.health is not None and isinstance(exc, CONNECT_ERRORS):
                     self.health.connection_failed(i)
                 raise map_transport_error(exc, self.name) from exc
@@ -112,14 +108,14 @@ class HTTPUpstream(UpstreamClient):
         finally:
             try:
                 if response is not None:
-                    finish(response)
+                    response.release()
             finally:
                 self.gate.release(i)
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _read(self, response: Response) -> bytes:
         try:
             return await response.read()
-        except aiohttp.ClientError as exc:
+        except TransportError as exc:
             raise map_transport_error(exc, self.name) from exc
 
     async def post_json(
@@ -167,11 +163,11 @@ class HTTPUpstream(UpstreamClient):
         """A canonical stream once its first token arrived, within `timeouts.first_token`."""
         return await prime(events, limit=self._timeouts.first_token_limit, name=self.name)
 
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def _chunks(self, response: Response) -> AsyncIterator[bytes]:
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in response.chunks():
                 yield chunk
-        except aiohttp.ClientError as exc:
+        except TransportError as exc:
             raise map_transport_error(exc, self.name) from exc
 
     async def forward_stream(self, url_path: str, body: bytes, grammar: Grammar) -> RawStream:
@@ -197,14 +193,25 @@ class HTTPUpstream(UpstreamClient):
                 ) from exc
             raise
 
+        done = False
+
+        async def finish() -> None:
+            """Release the connection and the upstream's slot, once: from the end of `rest`,
+            or from `RawStream.aclose` when `rest` never started (an async generator closed
+            before its first step skips its `finally`)."""
+            nonlocal done
+            if not done:
+                done = True
+                await cm.__aexit__(None, None, None)
+
         async def rest() -> AsyncIterator[bytes]:
             try:
                 async for chunk in chunks:
                     yield chunk
             finally:
-                await cm.__aexit__(None, None, None)
+                await finish()
 
-        return RawStream(first, rest(), response, pipeline)
+        return RawStream(first, rest(), response, pipeline, finish)
 
     async def _first_token(
         self, chunks: AsyncIterator[bytes], pipeline: Pipeline, limit: float
@@ -271,25 +278,7 @@ def with_model(call: RawCall, model: str) -> bytes:
     return dumps({**call.parsed, "model": model}).encode()
 
 
-def _payload(body: bytes) -> bytes | io.BytesIO:
-    """A large body goes as a file-like payload, which aiohttp writes in chunks (it warns that
-    one big bytes write may hold up the loop)."""
-    return body if len(body) < _LARGE_BODY else io.BytesIO(body)
-
-
-_LARGE_BODY = 1 << 20
-
-
-def finish(response: aiohttp.ClientResponse) -> None:
-    """Hand a read-out connection back to the pool; close one whose body was left unread (a
-    stream the client abandoned), which can carry no next request."""
-    if response.content.at_eof():
-        response.release()
-    else:
-        response.close()
-
-
-def check_stream_type(response: aiohttp.ClientResponse, name: str) -> None:
+def check_stream_type(response: Response, name: str) -> None:
     ctype = response.headers.get("content-type", "")
     if "text/event-stream" not in ctype:
         raise UpstreamError(f"upstream {name!r} answered a stream request with {ctype!r}")

@@ -1,80 +1,46 @@
-"""One upstream's HTTP connections: an aiohttp session, opened on first use in the running loop.
+"""One upstream's HTTP connections: a keep-alive pool of the gateway's own HTTP/1.1 client.
 
-aiohttp, not httpx, by the numbers (docs/benchmarks.md, `scripts/bench/iso_http_clients.py`):
-httpx's pool walks every pooled connection on every request, so its CPU per request grew with
-concurrency (3.3 ms at c=1, 4.8 ms at c=64 on the loaded bench machine) while aiohttp's stayed
-low and flat (0.68 / 0.33 ms); httpx was 28-47% of the gateway's profile samples.
+The client is http1.py, not aiohttp or httpx, by the numbers (docs/benchmarks.md, decisions 1
+and 7): httpx's pool walked every pooled connection on every request, so its CPU per request
+grew with concurrency; aiohttp's stayed flat but cost five times this client's per request,
+which at concurrency 1 is latency the caller waits out.
 
 The pool has no connection cap: admission control (admission.py) decides how many requests an
 upstream gets and the gateway-wide in-flight limit bounds the total, so a request never waits
-here, where a wait would look like a slow upstream. Per-read timeout is the stream idle bound.
+here, where a wait would look like a slow upstream. The read timeout is the stream idle bound.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Mapping
 
-import aiohttp
-
-# Tests replace the network under an upstream with their own connector (aiohttp's seam, e.g. one
-# whose connect raises); it is built lazily too, in the loop that serves.
-ConnectorFactory = Callable[[], aiohttp.BaseConnector]
+from serving.gateway.upstreams.http1 import Opener, Pool, Response, TransportError
 
 
 class Transport:
     """Pooled keep-alive connections to one upstream's endpoints."""
 
-    def __init__(
-        self,
-        *,
-        connect: float,
-        read: float | None,
-        limit: int = 0,
-        connector: ConnectorFactory | None = None,
-    ) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read)
-        self._limit = limit
-        self._connector = connector
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
+    def __init__(self, *, connect: float, read: float | None, opener: Opener | None = None):
+        self.pool = Pool(connect=connect, read=read, opener=opener)
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The session, created in the running loop on first use (aiohttp binds it there)."""
-        if self._closed:  # a late caller must not open a pool that nobody will close
-            raise aiohttp.ClientConnectionError("the gateway is shutting down")
-        if self._session is None:
-            connector = (
-                self._connector()
-                if self._connector is not None
-                else aiohttp.TCPConnector(limit=self._limit, limit_per_host=0)
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                trust_env=False,  # no proxy or netrc lookups from the environment
-                cookie_jar=aiohttp.DummyCookieJar(),  # upstreams' cookies are not kept
-                skip_auto_headers=("User-Agent",),
-                raise_for_status=False,
-            )
-        return self._session
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
+        return await self.pool.request("POST", url, headers, body)
 
-    async def get_ok(
-        self, url: str, headers: dict[str, str], timeout: aiohttp.ClientTimeout
-    ) -> bool:
+    async def get_ok(self, url: str, headers: Mapping[str, str], timeout: float) -> bool:
         """A probe: whether a GET of `url` answers 2xx within `timeout`; never raises for the
         network."""
+        response: Response | None = None
         try:
-            async with self.session.get(url, headers=headers, timeout=timeout) as response:
-                return response.status < 300
-        except (aiohttp.ClientError, TimeoutError):
+            async with asyncio.timeout(timeout):
+                response = await self.pool.request("GET", url, headers)
+                await response.read()
+            return response.status < 300
+        except (TransportError, TimeoutError, ValueError):
             return False
+        finally:
+            if response is not None:
+                response.release()
 
     async def aclose(self) -> None:
-        self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-            # The sockets close in the loop's next turns; let them, so none outlives the loop.
-            await asyncio.sleep(0)
+        await self.pool.aclose()

@@ -370,3 +370,21 @@ async def test_a_tokenize_answer_without_a_count_is_an_upstream_error(
     with pytest.raises(UpstreamError, match="count"):
         await client.count_tokens(REQUEST, "smol")
     await client.aclose()
+
+
+async def test_a_forwarded_stream_closed_before_its_rest_frees_the_upstreams_slot(
+    scripted: FakeUpstream, fake: tuple[FakeUpstream, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that leaves right after the first token: the relay closes the stream without
+    reading on, and the slot it held must come back or the upstream fills up for good."""
+    client = make(OpenAICompatClient, fake[1] + "/v1", monkeypatch)
+    scripted.script(Reply.sse(f.chat_stream()))
+    raw = json.dumps({"model": "m", "messages": [], "stream": True}).encode()
+    call = RawCall("/chat/completions", raw, json.loads(raw), True)
+    for _ in range(2):
+        streamed = await client.forward(call, "m")
+        assert isinstance(streamed, RawStream)
+        assert client.gate.total == 1
+        await streamed.aclose()
+        assert client.gate.total == 0
+    await client.aclose()

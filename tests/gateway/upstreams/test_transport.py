@@ -1,15 +1,15 @@
-"""The upstream transport: one pooled session per upstream, reused across requests, and none
-opened again once the gateway has closed it (nobody would close it)."""
+"""The upstream transport: one pool per upstream, its connections reused across requests, and
+none opened again once the gateway has closed it (nobody would close it)."""
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from serving.gateway.upstreams.http1 import PoolClosed
 from serving.gateway.upstreams.transport import Transport
 from tests.support.servers import serve
 
@@ -26,21 +26,18 @@ async def test_requests_share_one_keep_alive_connection() -> None:
     transport = Transport(connect=1, read=5)
     with serve(app) as url:
         for _ in range(3):
-            async with transport.session.post(url + "/v1/chat/completions", data=b"{}") as r:
-                assert r.status == 200
-                await r.read()
-        connector = transport.session.connector
-        assert connector is not None
+            r = await transport.post(url + "/v1/chat/completions", b"{}", {})
+            assert r.status == 200
+            assert await r.read() == b"{}"
+            r.release()
         await transport.aclose()
-    assert connector.closed
+    assert transport.pool.closed
     assert len(peers) == 3
     assert len(set(peers)) == 1  # one connection, kept alive
 
 
-async def test_a_closed_transport_opens_no_new_session() -> None:
+async def test_a_closed_transport_opens_no_new_connection() -> None:
     transport = Transport(connect=1, read=5)
-    session = transport.session
     await transport.aclose()
-    assert session.closed
-    with pytest.raises(aiohttp.ClientConnectionError):
-        _ = transport.session
+    with pytest.raises(PoolClosed):
+        await transport.post("http://127.0.0.1:9/v1/chat/completions", b"{}", {})
