@@ -23,10 +23,17 @@ from common import ROOT, free_port, load_average, stop
 SCENARIOS = {"openai-json": ("openai", "json"), "anthropic-stream6": ("anthropic", "stream6")}
 
 
+def _where(frame: str) -> str:
+    """The file of a py-spy frame, "func (path/to/file.py:12)" -> "path/to/file.py"."""
+    _, _, place = frame.rpartition(" (")
+    return place.rsplit(":", 1)[0] if place else frame
+
+
 def summarise(collapsed: Path, top: int = 40) -> str:
     """Inclusive and self sample counts per function from py-spy's collapsed stacks."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
+    by_file: collections.Counter[str] = collections.Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -38,10 +45,13 @@ def summarise(collapsed: Path, top: int = 40) -> str:
         for frame in set(frames):
             inclusive[frame] += n
         own[frames[-1]] += n
+        by_file[_where(frames[-1])] += n
     out = [f"samples: {total}", "", "inclusive %  function (file:line)"]
     out += [f"{100 * n / total:6.1f}  {f}" for f, n in inclusive.most_common(top)]
     out += ["", "self %  function (file:line)"]
     out += [f"{100 * n / total:6.1f}  {f}" for f, n in own.most_common(top)]
+    out += ["", "self %  by file (where the time is spent, callees excluded)"]
+    out += [f"{100 * n / total:6.1f}  {f}" for f, n in by_file.most_common(top)]
     return "\n".join(out) + "\n"
 
 

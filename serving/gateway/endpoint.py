@@ -37,6 +37,7 @@ from starlette.responses import Response
 
 from serving.gateway import canonical as c
 from serving.gateway.deps import authenticate, invalid, read_json
+from serving.gateway.disconnect import ClientWatch
 from serving.gateway.errors import ClientClosed, GatewayError, InvalidRequest, NotFound
 from serving.gateway.lifecycle import RequestRecord, record_of
 from serving.gateway.relay import (
@@ -229,34 +230,15 @@ def _route_label(record: RequestRecord, route: Callable[[str], Any], model: str)
 
 async def until_disconnected(request: Request, record: RequestRecord, work: Awaitable[T]) -> T:
     """Await `work`, cancelling it when the client goes away first: the upstream call is
-    abandoned (its connection closed) instead of running on for nobody.
-
-    The body has been read, so the next ASGI message can only be `http.disconnect`; a watcher
-    task waits for it and cancels this one. A stream, once returned, is watched by the
-    streaming response instead (Starlette cancels its body when the client leaves).
-    """
-    task = asyncio.current_task()
-    assert task is not None
-    state = {"waiting": True, "gone": False}
-
-    async def watch() -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                break
-        if state["waiting"]:
-            state["gone"] = True
-            task.cancel()
-
-    watcher = asyncio.create_task(watch())
+    abandoned (its connection closed) instead of running on for nobody. A stream, once
+    returned, is watched by its response instead (relay.SSEResponse)."""
+    watch = ClientWatch(request.receive)
     try:
         return await work
     except asyncio.CancelledError:
-        if not state["gone"]:
+        if not watch.caught():
             raise
-        task.uncancel()
         record.disconnected = True
         raise ClientClosed("the client closed the connection before the answer") from None
     finally:
-        state["waiting"] = False
-        watcher.cancel()
+        watch.stop()

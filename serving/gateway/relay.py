@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from serving.gateway import canonical as c
+from serving.gateway.disconnect import ClientWatch
 from serving.gateway.errors import GatewayError
 from serving.gateway.policy.streams import Watchdog, overrun
 from serving.gateway.streaming import End, event_body, raw_body
@@ -86,6 +87,27 @@ class SSEResponse(StreamingResponse):
     def __init__(self, body: AsyncIterator[bytes], watch: Watchdog, **kw: Any) -> None:
         super().__init__(body, **kw)
         self.watch = watch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Streamed in the request's own task, with a ClientWatch for the client leaving, in
+        # place of Starlette's task group (a second task and anyio's scopes per response;
+        # uvicorn's ASGI 2.3 does not raise on a write to a gone client, so one must listen).
+        client = ClientWatch(receive)
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            if not client.caught():
+                raise
+            # The cut may have come during a write, with the body paused at a yield: closed
+            # now, so the upstream stream is let go at once, not when the generator is
+            # collected.
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            client.stop()
+        if self.background is not None:
+            await self.background()
 
     async def stream_response(self, send: Send) -> None:
         watch = self.watch

@@ -32,7 +32,7 @@ from serving.gateway.upstreams.base import (
 )
 from serving.gateway.upstreams.boundary import CONNECT_ERRORS, map_transport_error
 from serving.gateway.upstreams.health import PoolHealth
-from serving.gateway.upstreams.http1 import Response, TransportError
+from serving.gateway.upstreams.http1 import ReadTimeout, Response, TransportError
 from serving.gateway.upstreams.transport import Transport
 
 _PROBE_TIMEOUT = 2.0
@@ -86,19 +86,20 @@ class HTTPUpstream(UpstreamClient):
         response: Response | None = None
         try:
             base = self._urls[i].removesuffix("/v1") if root else self._urls[i]
+            wait = self._timeouts.first_byte
             try:
-                async with asyncio.timeout(self._timeouts.first_byte):
-                    response = await self.transport.post(base + url_path, body, self._post_headers)
-            except TransportError as exc:
-                if self.health is not None and isinstance(exc, CONNECT_ERRORS):
-                    self.health.connection_failed(i)
-                raise map_transport_error(exc, self.name) from exc
-            except TimeoutError as exc:
-                wait = self._timeouts.first_byte
+                response = await self.transport.post(
+                    base + url_path, body, self._post_headers, first_byte=wait
+                )
+            except ReadTimeout as exc:
                 raise UpstreamTimeout(
                     f"upstream {self.name!r} sent no response within {wait:g}s",
                     upstream=self.name,
                 ) from exc
+            except TransportError as exc:
+                if self.health is not None and isinstance(exc, CONNECT_ERRORS):
+                    self.health.connection_failed(i)
+                raise map_transport_error(exc, self.name) from exc
             if response.status >= 300:
                 raw = await self._read(response)
                 raise error_from_response(

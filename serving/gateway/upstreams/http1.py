@@ -229,19 +229,16 @@ class Connection(asyncio.Protocol):
     async def wait_head(self, timeout: float | None) -> None:
         head = self._head
         assert head is not None
-        if not head.done():
+        if not head.done() and timeout is not None:
+            # A timer that fails the future itself, not asyncio.timeout: no cancellation to
+            # tell apart from an answer that came just in time, and a third of the cost.
+            timer = asyncio.get_running_loop().call_later(timeout, self._expire, head, timeout)
             try:
-                async with asyncio.timeout(timeout):
-                    await head
-            except TimeoutError as exc:
-                # The deadline cancels the future it interrupts; one with a result (or an
-                # error) means the answer won the race with the deadline.
-                if not head.cancelled():
-                    head.result()
-                    return
-                raise ReadTimeout(f"no answer from {self.origin} within {timeout:g}s") from exc
+                await head
+            finally:
+                timer.cancel()
         else:
-            head.result()
+            await head
 
     async def next_chunk(self, timeout: float | None) -> bytes | None:
         """The next piece of the body, or None at its end."""
@@ -257,15 +254,15 @@ class Connection(asyncio.Protocol):
                 raise self._error
             if self.complete:
                 return None
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = None if timeout is None else loop.call_later(timeout, self._stalled, timeout)
             try:
-                async with asyncio.timeout(timeout):
-                    await waiter
-            except TimeoutError as exc:
-                if waiter.cancelled():  # nothing came; with a result, bytes won the race
-                    raise ReadTimeout(f"{self.origin} sent nothing for {timeout:g}s") from exc
+                await waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
 
     @property
     def drained(self) -> bool:
@@ -315,6 +312,15 @@ class Connection(asyncio.Protocol):
         so the reason is kept first."""
         self._error = ProtocolError(reason)
         raise httptools.HttpParserError(reason)
+
+    def _expire(self, head: asyncio.Future[None], timeout: float) -> None:
+        if not head.done():
+            head.set_exception(ReadTimeout(f"no answer from {self.origin} within {timeout:g}s"))
+
+    def _stalled(self, timeout: float) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ReadTimeout(f"{self.origin} sent nothing for {timeout:g}s"))
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -388,18 +394,32 @@ class Pool:
         self.closed = False
 
     async def request(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        *,
+        first_byte: float | None = None,
     ) -> Response:
-        """Send a request and wait for its answer's head (within the read timeout)."""
+        """Send a request and wait for its answer's head: within the read timeout and, when
+        `first_byte` is given, within that many seconds of this call, a connect included
+        (ReadTimeout otherwise). One timer serves both, where nested `asyncio.timeout`s would
+        each cost a timer and a cancellation."""
         if self.closed:
             raise PoolClosed("the gateway is shutting down")
         origin, target = split_url(url)
         data = _head(method, target, origin, headers, body)
         loop = asyncio.get_running_loop()
-        conn = self._take(origin, loop.time()) or await self._connect(origin)
+        start = loop.time()
+        conn = self._take(origin, start) or await self._connect(origin, first_byte)
+        wait = self.read_timeout
+        if first_byte is not None:
+            left = max(first_byte - (loop.time() - start), 0.0)
+            wait = left if wait is None else min(wait, left)
         try:
             conn.begin(loop, data, body)
-            await conn.wait_head(self.read_timeout)
+            await conn.wait_head(wait)
         except BaseException:  # a cancelled or failed wait leaves an answer half-read
             conn.close()
             self.give_back(conn)
@@ -445,11 +465,16 @@ class Pool:
             return conn
         return None
 
-    async def _connect(self, origin: Origin) -> Connection:
+    async def _connect(self, origin: Origin, first_byte: float | None) -> Connection:
+        limit = self.connect_timeout
+        if first_byte is not None and first_byte < limit:
+            limit = first_byte
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout(limit):
                 conn = await self._opener(origin, lambda: Connection(origin))
         except TimeoutError as exc:  # the deadline, or the kernel's own connect timeout
+            if limit < self.connect_timeout:  # the caller's first-byte budget ran out first
+                raise ReadTimeout(f"no answer from {origin} within {limit:g}s") from exc
             raise ConnectTimeout(
                 f"no connection to {origin} within {self.connect_timeout:g}s"
             ) from exc

@@ -24,8 +24,10 @@ class Transport:
     def __init__(self, *, connect: float, read: float | None, opener: Opener | None = None):
         self.pool = Pool(connect=connect, read=read, opener=opener)
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
-        return await self.pool.request("POST", url, headers, body)
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, first_byte: float | None = None
+    ) -> Response:
+        return await self.pool.request("POST", url, headers, body, first_byte=first_byte)
 
     async def get_ok(self, url: str, headers: Mapping[str, str], timeout: float) -> bool:
         """A probe: whether a GET of `url` answers 2xx within `timeout`; never raises for the
