@@ -52,6 +52,8 @@ async def read_json(request: Request, limit: int) -> tuple[bytes, dict[str, Any]
     send that is not a JSON object of valid Unicode is its 400 here, before any other work."""
     body = await read_body(request, limit)
     try:
+        # The standard library, not orjson: its RecursionError is what bounds a body's nesting
+        # for everything after it (orjson reads 1,000 levels that later walks cannot).
         parsed = json.loads(body)
     except RecursionError as exc:
         raise InvalidRequest("request body is nested too deeply") from exc

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import random
 import time
@@ -34,6 +33,7 @@ from typing import TypeVar
 
 from serving.gateway import canonical as c
 from serving.gateway.errors import GatewayError, InvalidRequest, NotFound
+from serving.gateway.jsoncodec import dumpb
 from serving.gateway.metrics import Metrics
 from serving.gateway.policy.caller import Caller
 from serving.gateway.policy.circuit import Breaker, Circuits, Clock
@@ -416,9 +416,7 @@ def lowered_call(call: RawCall, dialect: str, budget: int | None) -> RawCall:
     if budget is None:
         return call
     body = with_max_tokens(call.parsed, dialect, budget)
-    return dataclasses.replace(
-        call, body=json.dumps(body, separators=(",", ":")).encode(), parsed=body
-    )
+    return dataclasses.replace(call, body=dumpb(body), parsed=body)
 
 
 def lowered_request(req: c.ChatRequest, budget: int | None) -> c.ChatRequest:

@@ -9,7 +9,6 @@ the stream's total deadline, and a client that stopped reading.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -23,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from serving.gateway import canonical as c
 from serving.gateway.disconnect import ClientWatch
 from serving.gateway.errors import GatewayError
+from serving.gateway.jsoncodec import dumpb
 from serving.gateway.policy.streams import Watchdog, overrun
 from serving.gateway.streaming import End, event_body, raw_body
 from serving.gateway.upstreams.base import EventStream, RawStream
@@ -46,7 +46,7 @@ class StreamGrammar:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    content = dumpb(body)
     return Response(content, status, headers=headers, media_type="application/json")
 
 

@@ -57,6 +57,10 @@ async def _upload(port: int, chunked: bool) -> tuple[int, dict[str, Any], int]:
                 writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
                 await writer.drain()
                 written += len(piece)
+                # drain() returns without yielding while the kernel takes the bytes, and the
+                # server reads (and drops) what follows a refused body to keep the connection:
+                # without a turn for the reader, this loop would write all 500 MB first.
+                await asyncio.sleep(0)
             if chunked:
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()

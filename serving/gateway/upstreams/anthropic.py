@@ -13,8 +13,9 @@ from serving.gateway import canonical as c
 from serving.gateway.dialects.anthropic import stream as ant_stream
 from serving.gateway.dialects.anthropic import translate as ant
 from serving.gateway.dialects.anthropic.grammar import AnthropicGrammar
+from serving.gateway.jsoncodec import dumpb
 from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
-from serving.gateway.upstreams.http import HTTPUpstream, dumps, with_model
+from serving.gateway.upstreams.http import HTTPUpstream, with_model
 
 API_VERSION = "2023-06-01"
 
@@ -31,11 +32,11 @@ class AnthropicClient(HTTPUpstream):
     async def _complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
         body = ant.request_from_canonical(req, model)
         body.pop("stream", None)
-        _, parsed, _ = await self.post_json("/messages", dumps(body).encode())
+        _, parsed, _ = await self.post_json("/messages", dumpb(body))
         return ant.response_to_canonical(parsed)
 
     async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
-        body = dumps({**ant.request_from_canonical(req, model), "stream": True}).encode()
+        body = dumpb({**ant.request_from_canonical(req, model), "stream": True})
         return await self.primed(self.sse_events("/messages", body, ant_stream.EventDecoder()))
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
@@ -52,7 +53,7 @@ class AnthropicClient(HTTPUpstream):
 
     async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
         body = ant.count_request_from_canonical(req, model)
-        _, parsed, _ = await self.post_json("/messages/count_tokens", dumps(body).encode())
+        _, parsed, _ = await self.post_json("/messages/count_tokens", dumpb(body))
         return self.int_field(parsed, "input_tokens", "count_tokens")
 
     async def ready(self) -> bool:

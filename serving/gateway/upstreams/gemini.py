@@ -13,8 +13,9 @@ from serving.gateway import canonical as c
 from serving.gateway.dialects.gemini import stream as gem_stream
 from serving.gateway.dialects.gemini import translate as gem
 from serving.gateway.dialects.gemini.grammar import GeminiGrammar
+from serving.gateway.jsoncodec import dumpb
 from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
-from serving.gateway.upstreams.http import HTTPUpstream, dumps
+from serving.gateway.upstreams.http import HTTPUpstream
 
 
 class GeminiClient(HTTPUpstream):
@@ -24,12 +25,12 @@ class GeminiClient(HTTPUpstream):
         return {"x-goog-api-key": key} if key else {}
 
     async def _complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
-        body = dumps(gem.request_from_canonical(req)).encode()
+        body = dumpb(gem.request_from_canonical(req))
         _, parsed, _ = await self.post_json(f"/models/{model}:generateContent", body)
         return gem.response_to_canonical(parsed)
 
     async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
-        body = dumps(gem.request_from_canonical(req)).encode()
+        body = dumpb(gem.request_from_canonical(req))
         path = f"/models/{model}:streamGenerateContent?alt=sse"
         return await self.primed(self.sse_events(path, body, gem_stream.ChunkDecoder()))
 
@@ -49,7 +50,7 @@ class GeminiClient(HTTPUpstream):
     async def _count_tokens(self, req: c.ChatRequest, model: str) -> int:
         """A whole generateContentRequest, so the system instruction and tools count too."""
         inner = {"model": f"models/{model}", **gem.request_from_canonical(req)}
-        body = dumps({"generateContentRequest": inner}).encode()
+        body = dumpb({"generateContentRequest": inner})
         _, parsed, _ = await self.post_json(f"/models/{model}:countTokens", body)
         return self.int_field(parsed, "totalTokens", "countTokens")
 

@@ -16,6 +16,7 @@ from serving.gateway.dialects.openai.grammar import OpenAIGrammar
 from serving.gateway.dialects.responses import translate as responses
 from serving.gateway.dialects.responses.grammar import ResponsesGrammar
 from serving.gateway.frames import Grammar
+from serving.gateway.jsoncodec import dumpb
 from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
 from serving.gateway.upstreams.http import HTTPUpstream, with_model
 
@@ -30,7 +31,7 @@ class OpenAICompatClient(HTTPUpstream):
         body = oai.request_from_canonical(req, model)
         body.pop("stream", None)
         body.pop("stream_options", None)
-        _, parsed, _ = await self.post_json("/chat/completions", oai.dumps(body).encode())
+        _, parsed, _ = await self.post_json("/chat/completions", dumpb(body))
         return oai.response_to_canonical(parsed)
 
     async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
@@ -49,7 +50,7 @@ class OpenAICompatClient(HTTPUpstream):
             # vLLM's extension: usage in every chunk, so the prompt's size is known at the first
             # (an Anthropic client's `message_start` carries it). Hosted OpenAI would refuse it.
             full["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
-        body = oai.dumps(full).encode()
+        body = dumpb(full)
         return self.sse_events("/chat/completions", body, oai_stream.ChunkDecoder())
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
@@ -85,7 +86,7 @@ class OpenAICompatClient(HTTPUpstream):
         body = {"model": model, "messages": full["messages"]}
         if "tools" in full:
             body["tools"] = full["tools"]
-        _, parsed, _ = await self.post_json("/tokenize", oai.dumps(body).encode(), root=True)
+        _, parsed, _ = await self.post_json("/tokenize", dumpb(body), root=True)
         return self.int_field(parsed, "count", "/tokenize")
 
     async def ready(self) -> bool:

@@ -13,6 +13,7 @@ from serving.gateway import canonical as c
 from serving.gateway.dialects.responses import stream as rs
 from serving.gateway.dialects.responses import translate as rt
 from serving.gateway.dialects.responses.grammar import ResponsesGrammar
+from serving.gateway.jsoncodec import dumpb
 from serving.gateway.upstreams.base import EventStream, RawCall, RawResponse, RawStream
 from serving.gateway.upstreams.http import HTTPUpstream, with_model
 
@@ -23,11 +24,11 @@ class ResponsesClient(HTTPUpstream):
     async def _complete(self, req: c.ChatRequest, model: str) -> c.ChatResponse:
         body = rt.request_from_canonical(req, model)
         body.pop("stream", None)
-        _, parsed, _ = await self.post_json("/responses", rt.dumps(body).encode())
+        _, parsed, _ = await self.post_json("/responses", dumpb(body))
         return rt.response_to_canonical(parsed)
 
     async def _stream(self, req: c.ChatRequest, model: str) -> EventStream:
-        body = rt.dumps({**rt.request_from_canonical(req, model), "stream": True}).encode()
+        body = dumpb({**rt.request_from_canonical(req, model), "stream": True})
         return await self.primed(self.sse_events("/responses", body, rs.EventDecoder()))
 
     async def _forward(self, call: RawCall, model: str) -> RawResponse | RawStream:

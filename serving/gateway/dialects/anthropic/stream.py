@@ -22,11 +22,12 @@ from serving.gateway.dialects.anthropic.translate import (
 )
 from serving.gateway.errors import GatewayError, Saturated
 from serving.gateway.frames import StreamBroken
+from serving.gateway.jsoncodec import dumps
 from serving.gateway.sse import named_frame
 
 
 def _frame(event: str, body: dict[str, Any]) -> bytes:
-    return named_frame(event, json.dumps(body, separators=(",", ":"), ensure_ascii=False))
+    return named_frame(event, dumps(body))
 
 
 PING = named_frame("ping", '{"type":"ping"}')

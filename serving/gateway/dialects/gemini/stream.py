@@ -16,7 +16,6 @@ from serving.gateway import canonical as c
 from serving.gateway.dialects.anthropic.translate import parse_args
 from serving.gateway.dialects.gemini.translate import (
     call_from_part,
-    dumps,
     finish_reason_out,
     stop_from_finish,
     usage_out,
@@ -24,6 +23,7 @@ from serving.gateway.dialects.gemini.translate import (
 )
 from serving.gateway.errors import GatewayError, Overloaded
 from serving.gateway.frames import StreamBroken
+from serving.gateway.jsoncodec import dumps
 from serving.gateway.sse import data_frame
 
 STATUS_NAMES = {

@@ -21,6 +21,7 @@ from serving.gateway import canonical as c
 from serving.gateway.dialects.anthropic.translate import parse_args
 from serving.gateway.dialects.gemini import protocol as p
 from serving.gateway.errors import InvalidRequest, UpstreamError
+from serving.gateway.jsoncodec import dumps
 
 _CF = c.StopReason.CONTENT_FILTER
 _FINISH_IN = {
@@ -60,10 +61,6 @@ def stop_from_finish(reason: str | None, called: bool) -> c.Stop:
 def synth_call_id(*key: object) -> str:
     digest = hashlib.sha256(":".join(map(str, key)).encode()).hexdigest()
     return "call_" + digest[:24]
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 # ---- client request -> canonical -------------------------------------------------------------

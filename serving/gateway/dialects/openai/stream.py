@@ -13,13 +13,13 @@ from serving.gateway.dialects.openai.translate import (
     _STOP_TO_FINISH,
     called_stop,
     chat_id,
-    dumps,
     stop_from_choice,
     usage_out,
     usage_to_canonical,
 )
 from serving.gateway.errors import GatewayError
 from serving.gateway.frames import StreamBroken
+from serving.gateway.jsoncodec import dumps
 from serving.gateway.sse import data_frame
 
 

@@ -6,7 +6,6 @@ Upstream side: `request_from_canonical` and `response_to_canonical`.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -363,7 +362,3 @@ def response_from_canonical(resp: c.ChatResponse, model: str) -> dict[str, Any]:
 
 def chat_id(upstream_id: str) -> str:
     return upstream_id if upstream_id.startswith("chatcmpl-") else f"chatcmpl-{upstream_id}"
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)

@@ -21,6 +21,7 @@ from serving.gateway.dialects.responses import protocol as p
 from serving.gateway.dialects.responses import translate as t
 from serving.gateway.dialects.responses.stream import EventEncoder, StreamTap
 from serving.gateway.errors import GatewayError, NotFound, UpstreamError
+from serving.gateway.jsoncodec import dumpb
 from serving.gateway.relay import StreamGrammar
 from serving.gateway.settings import State
 from serving.gateway.state.store import StateStore, StoredResponse
@@ -68,7 +69,7 @@ async def open_turn(
     thread = [*prior.thread(), *own]
     sent = {k: v for k, v in parsed.items() if k != "previous_response_id"}
     sent["input"] = thread
-    call = RawCall("/responses", t.dumps(sent).encode(), sent, stream)
+    call = RawCall("/responses", dumpb(sent), sent, stream)
     return Turn(req, parsed, thread, call, private=prior.private, owner=owner)
 
 

@@ -16,13 +16,14 @@ from typing import Any
 from serving.gateway import canonical as c
 from serving.gateway.dialects.responses import translate as t
 from serving.gateway.errors import GatewayError, UpstreamError
+from serving.gateway.jsoncodec import dumps
 from serving.gateway.sse import SSEDecoder, named_frame
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
 def frame(event: dict[str, Any]) -> bytes:
-    return named_frame(str(event["type"]), t.dumps(event))
+    return named_frame(str(event["type"]), dumps(event))
 
 
 def error_code(error: Exception) -> str:

@@ -12,7 +12,6 @@ models in protocol.py validate them on the way in.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from typing import Any
@@ -516,10 +515,6 @@ def response_to_canonical(body: dict[str, Any]) -> c.ChatResponse:
         stop=stop_to_canonical(body, has_calls),
         usage=usage_to_canonical(body.get("usage")),
     )
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 # ---- shape checks of a Responses upstream's answers ------------------------------------------

@@ -35,6 +35,7 @@ class Setup:
     url: str
     openai: FakeUpstream
     claude: FakeUpstream
+    sdk: anthropic.Anthropic
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +60,15 @@ def setup() -> Iterator[Setup]:
             "anthropic-signals",
         )
         url = stack.enter_context(serve(create_app(settings)))
-        yield Setup(url, oai, claude)
+        # One SDK client, closed at the end: a client made per test and caught up in an
+        # error's traceback is freed by the cycle collector, whose order may drop its socket
+        # before the client's own close (an unclosed-socket warning in whichever test runs).
+        sdk = stack.enter_context(anthropic.Anthropic(base_url=url, api_key="k", max_retries=0))
+        yield Setup(url, oai, claude, sdk)
 
 
 def client(setup: Setup) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=setup.url, api_key="k", max_retries=0)
+    return setup.sdk
 
 
 def test_server_tool_to_a_translating_target_is_a_clear_400(setup: Setup) -> None:
