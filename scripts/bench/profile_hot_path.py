@@ -61,6 +61,7 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,64")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
+    parser.add_argument("--top", type=int, default=40, help="functions listed per table")
     args = parser.parse_args()
     py_spy = shutil.which("py-spy")
     if py_spy is None:
@@ -129,7 +130,7 @@ def main() -> int:
                     f"{name}, concurrency {c}: {run.done} requests in {run.wall:.1f} s, "
                     f"load average {load_average()[0]}\n"
                 )
-                stem.with_suffix(".txt").write_text(head + summarise(raw))
+                stem.with_suffix(".txt").write_text(head + summarise(raw, args.top))
                 print(f"wrote {stem}.txt/.svg ({run.done} requests)", flush=True)
     finally:
         stop(procs)

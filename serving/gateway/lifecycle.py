@@ -18,6 +18,7 @@ Probes (/health, /ready, /metrics) pass through uncounted: they are not API traf
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -48,8 +49,19 @@ _MAX_PATHS = 1024
 Renderer = Callable[[GatewayError, str], Response]
 
 
-def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+class RequestIds:
+    """Request ids: a random prefix drawn once per process, then a counter. Unique, which is
+    all an id is for (they are no secret); `os.urandom` per request was a system call on every
+    request's path."""
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = "req_" + os.urandom(6).hex()
+        self._count = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}"
 
 
 @dataclass(slots=True)
@@ -120,6 +132,7 @@ class Lifecycle:
         # path -> (dialect, renderer, header name): a prefix scan saved per request; bounded,
         # as Gemini paths carry the model name a client chose
         self._paths: dict[str, tuple[str, Renderer, bytes]] = {}
+        self._new_id = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
@@ -127,7 +140,7 @@ class Lifecycle:
             return
         path: str = scope["path"]
         dialect, render, header_name = self._dialect_of(path)
-        rid = new_request_id()
+        rid = self._new_id()
         record = RequestRecord(
             rid, scope["method"], path, dialect, time.perf_counter(), metrics=self._metrics
         )
