@@ -355,7 +355,8 @@ class Dispatcher:
                 if not settled:  # cancelled (the client went away): free a half-open slot
                     breaker.release()
             breaker.record(failed=False)
-            self._metrics.upstream_attempts.labels(target.label, "ok").inc()
+            m = self._metrics
+            m.child(m.upstream_attempts, target.label, "ok").inc()  # per request: cached
             return result, started
 
     def _reconnect(self, upstream: str, wait: float, why: str) -> tuple[float | None, str]:

@@ -79,8 +79,9 @@ class CostMeter:
     def record(self, route: Route, target: Target, usage: c.Usage) -> Charge:
         """Price an answer and count it (called once per answered request)."""
         charge = self.charge(route, target, usage)
+        m = self._metrics  # once per answered request: the children are cached
         if charge.cost is not None:
-            self._metrics.cost.labels(route.model, target.label).inc(charge.cost)
+            m.child(m.cost, route.model, target.label).inc(charge.cost)
         if charge.saved > 0:
-            self._metrics.saved.labels(route.model, target.label).inc(charge.saved)
+            m.child(m.saved, route.model, target.label).inc(charge.saved)
         return charge

@@ -2,9 +2,10 @@
 C parser uvicorn serves the gateway with).
 
 Why not aiohttp, by the numbers (docs/benchmarks.md, decision 7): against the same local
-upstream at concurrency 1, aiohttp spent 0.20-0.23 ms of CPU per POST and this client 0.03-0.04
-ms, and the round trip took 0.28-0.31 ms against 0.09-0.10 ms. At concurrency 1 a proxy's added
-latency is its CPU per request, and aiohttp alone was 40% of the 0.5 ms the gateway may add.
+upstream, alone in a process, aiohttp spent 0.26 ms of CPU per JSON POST at concurrency 1 and
+0.17-0.23 ms under load; this client 0.13 ms and 0.09-0.10 ms, about half. At concurrency 1 a
+proxy's added latency is its CPU per request, and aiohttp alone was half of the 0.5 ms the
+gateway may add.
 
 What it does: keep-alive pools per origin (last in, first out; idle connections dropped before
 a server's usual 5 s keep-alive runs out), http and https (the default TLS context, SNI),

@@ -2,7 +2,7 @@
 
 The client is http1.py, not aiohttp or httpx, by the numbers (docs/benchmarks.md, decisions 1
 and 7): httpx's pool walked every pooled connection on every request, so its CPU per request
-grew with concurrency; aiohttp's stayed flat but cost five times this client's per request,
+grew with concurrency; aiohttp's stayed flat but cost twice this client's per request,
 which at concurrency 1 is latency the caller waits out.
 
 The pool has no connection cap: admission control (admission.py) decides how many requests an

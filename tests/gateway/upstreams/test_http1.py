@@ -96,6 +96,17 @@ def recording(opened: list[Connection]) -> http1.Opener:
     return opener
 
 
+async def refused_with(
+    handler: Handler, error: type[Exception], *, read: float = 5, match: str | None = None
+) -> None:
+    """A request to a server running `handler` raises `error` before any answer is read."""
+    pool = Pool(connect=1, read=read)
+    async with scripted(handler) as url:
+        with pytest.raises(error, match=match):
+            await pool.request("POST", url + "/", {}, b"{}")
+        await pool.aclose()
+
+
 async def test_a_sized_answer_and_the_connection_reused() -> None:
     heads: list[bytes] = []
 
@@ -192,11 +203,7 @@ async def test_an_unknown_encoding_is_a_protocol_error() -> None:
         await read_request(reader)
         writer.write(answer(b"xx", "content-encoding: br"))
 
-    pool = Pool(connect=1, read=5)
-    async with scripted(handler) as url:
-        with pytest.raises(ProtocolError, match="br"):
-            await pool.request("POST", url + "/", {}, b"{}")
-        await pool.aclose()
+    await refused_with(handler, ProtocolError, match="br")
 
 
 async def test_an_informational_answer_is_skipped() -> None:
@@ -230,11 +237,7 @@ async def test_bytes_that_are_no_answer_are_a_protocol_error(garbage: bytes) -> 
         writer.write(garbage)
         await asyncio.sleep(5)  # and keep the connection open: the parser must decide
 
-    pool = Pool(connect=1, read=2)
-    async with scripted(handler) as url:
-        with pytest.raises(ProtocolError):
-            await pool.request("POST", url + "/", {}, b"{}")
-        await pool.aclose()
+    await refused_with(handler, ProtocolError, read=2)
 
 
 async def test_a_connection_closed_mid_body_is_disconnected() -> None:
@@ -257,11 +260,7 @@ async def test_a_connection_closed_before_the_head_is_disconnected() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
 
-    pool = Pool(connect=1, read=5)
-    async with scripted(handler) as url:
-        with pytest.raises(Disconnected):
-            await pool.request("POST", url + "/", {}, b"{}")
-        await pool.aclose()
+    await refused_with(handler, Disconnected)
 
 
 async def test_silence_before_the_head_is_a_read_timeout() -> None:
