@@ -96,6 +96,15 @@ def recording(opened: list[Connection]) -> http1.Opener:
     return opener
 
 
+async def ask_ok(pool: Pool, url: str, times: int, pause: float = 0.0) -> None:
+    """`times` requests one after the other, each answered b"ok" and released."""
+    for _ in range(times):
+        r = await pool.request("POST", url + "/", {}, b"{}")
+        assert await r.read() == b"ok"
+        r.release()
+        await asyncio.sleep(pause)
+
+
 async def refused_with(
     handler: Handler, error: type[Exception], *, read: float = 5, match: str | None = None
 ) -> None:
@@ -366,11 +375,7 @@ async def test_a_connection_idle_past_keep_alive_is_not_reused(
     opened: list[Connection] = []
     pool = Pool(connect=1, read=5, opener=recording(opened))
     async with scripted(handler) as url:
-        for _ in range(2):
-            r = await pool.request("POST", url + "/", {}, b"{}")
-            assert await r.read() == b"ok"
-            r.release()
-            await asyncio.sleep(0.1)
+        await ask_ok(pool, url, 2, pause=0.1)
         await pool.aclose()
     assert len(opened) == 2
     assert opened[0].lost  # closed by the pool, not left to the garbage collector
@@ -385,11 +390,7 @@ async def test_a_server_that_closes_an_idle_connection_costs_no_request() -> Non
 
     pool = Pool(connect=1, read=5)
     async with scripted(handler) as url:
-        for _ in range(2):
-            r = await pool.request("POST", url + "/", {}, b"{}")
-            assert await r.read() == b"ok"
-            r.release()
-            await asyncio.sleep(0.05)  # the close reaches the client
+        await ask_ok(pool, url, 2, pause=0.05)  # the pause: the close reaches the client
         await pool.aclose()
 
 
@@ -402,10 +403,7 @@ async def test_connection_close_is_honoured() -> None:
     opened: list[Connection] = []
     pool = Pool(connect=1, read=5, opener=recording(opened))
     async with scripted(handler) as url:
-        for _ in range(2):
-            r = await pool.request("POST", url + "/", {}, b"{}")
-            assert await r.read() == b"ok"
-            r.release()
+        await ask_ok(pool, url, 2)
         await pool.aclose()
     assert len(opened) == 2
 
