@@ -75,7 +75,7 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 LITELLM_VENV ?= .venv-litellm
 BENCH        := $(PY) scripts/bench
 BENCH_QUICK  ?=
-BENCHES       = bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy bench-routing
+BENCHES       = bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-phases bench-privacy bench-routing
 BENCHES_QUICK = bench-matrix bench-failover bench-privacy bench-routing
 
 BENCH_STAMP  := $(VENV)/.bench-installed
@@ -115,6 +115,9 @@ bench-isolation: $(BENCH_STAMP) ## HTTP clients, servers, JSON libraries measure
 
 bench-profile: $(BENCH_STAMP) ## py-spy flame graphs and text profiles of the hot path (docs/bench/)
 	$(BENCH)/profile_hot_path.py
+
+bench-phases: $(BENCH_STAMP) ## Where a request's time goes, phase by phase, at c=1 (reports/bench/phases.json)
+	$(BENCH)/phases.py $(if $(BENCH_QUICK),--requests 500)
 
 bench-privacy: $(STAMP) ## Privacy scan time on adversarial inputs
 	$(BENCH)/privacy.py

@@ -74,6 +74,7 @@ def run_gateway(args: argparse.Namespace) -> int:
 
     from serving.engine.exitcodes import ExitCode
     from serving.gateway.app import create_app
+    from serving.gateway.coalesce import HeadCoalescingProtocol
     from serving.gateway.drain import DrainingServer, bind
     from serving.gateway.logs import configure
 
@@ -101,6 +102,7 @@ def run_gateway(args: argparse.Namespace) -> int:
         # X-Forwarded-* middleware would be a layer on every request for nothing.
         proxy_headers=False,
         server_header=False,
+        http=HeadCoalescingProtocol,  # head and body in one write (coalesce.py)
     )
     tune_gc()
     server = DrainingServer(config, keeper, settings.server.drain)

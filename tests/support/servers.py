@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from serving.gateway.coalesce import HeadCoalescingProtocol
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -22,7 +24,15 @@ def free_port() -> int:
 def serve(app: Any, *, startup_timeout: float = 10.0) -> Iterator[str]:
     """Yield the server's base URL ("http://127.0.0.1:PORT"); stop it on exit."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # The gateway's own protocol (commands.py), so every served app runs on what production runs.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        http=HeadCoalescingProtocol,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
