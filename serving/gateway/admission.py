@@ -45,8 +45,10 @@ class UpstreamGate:
         self._healthy = healthy
         self._waiters: deque[asyncio.Future[int]] = deque()
         self._metrics = metrics
-        # The labelled gauge, looked up once: it is set on every acquire and release.
-        self._gauge = metrics.upstream_in_flight.labels(name) if metrics is not None else None
+        if metrics is not None:
+            # Read when /metrics is scraped, not set on every acquire and release (a locked
+            # write each, twice per request).
+            metrics.upstream_in_flight.labels(name).set_function(lambda: self.total)
 
     def _free(self) -> int | None:
         """The endpoint with the fewest in flight among healthy ones with a free slot (all of
@@ -68,8 +70,6 @@ class UpstreamGate:
     def _take(self, i: int) -> None:
         self.inflight[i] += 1
         self.total += 1
-        if self._gauge is not None:
-            self._gauge.set(self.total)
 
     async def acquire(self) -> int:
         i = self._free() if not self._waiters else None  # FIFO: no overtaking the queue
@@ -105,8 +105,6 @@ class UpstreamGate:
     def release(self, i: int) -> None:
         self.inflight[i] -= 1
         self.total -= 1
-        if self._gauge is not None:
-            self._gauge.set(self.total)
         while self._waiters:
             j = self._free()
             if j is None:

@@ -10,8 +10,9 @@ import pytest
 from serving.gateway.admission import UpstreamGate
 from serving.gateway.app import create_app
 from serving.gateway.errors import Saturated
+from serving.gateway.gatekeeper import Gatekeeper
 from serving.gateway.metrics import Metrics
-from serving.gateway.settings import Limits, parse_settings
+from serving.gateway.settings import Limits, Server, parse_settings
 from tests.support.load import StreamUpstream, post
 from tests.support.servers import serve
 
@@ -133,3 +134,21 @@ async def test_a_saturated_target_moves_the_chain_on_and_never_trips_its_breaker
     assert 'serving_circuit_transitions_total{state="open",target="busy/x"}' not in metrics
     assert 'serving_fallbacks_total{reason="saturated",route="m"} 3.0' in metrics
     assert busy.served == 1 and spare.served == 3
+
+
+async def test_the_in_flight_gauges_read_the_live_counts_when_scraped() -> None:
+    metrics = Metrics()
+    g = UpstreamGate("up", 2, Limits(), metrics, lambda: None)
+    keeper = Gatekeeper(Server(), metrics)
+
+    def scraped(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    held = [await g.acquire() for _ in range(3)]
+    entries = [keeper.enter(), keeper.enter()]
+    assert scraped("serving_upstream_in_flight", upstream="up") == 3
+    assert scraped("serving_in_flight_requests") == 2
+    g.release(held.pop())
+    keeper.leave(entries.pop())
+    assert scraped("serving_upstream_in_flight", upstream="up") == 2
+    assert scraped("serving_in_flight_requests") == 1
