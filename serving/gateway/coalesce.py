@@ -44,7 +44,7 @@ class HeadCoalescingTransport(asyncio.Transport):
                 self._transport.write(data)
             else:
                 self._transport.write(held + data)
-        elif data[:9] == HEAD:
+        elif data[: len(HEAD)] == HEAD:
             self._held = bytes(data)
             self._loop.call_soon(self.flush)
         elif data:

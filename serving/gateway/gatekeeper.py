@@ -53,7 +53,7 @@ class Gatekeeper:
         self.cut_count = 0
         self.ops_port: int | None = None  # the bound ops port, when ops listen apart
         # Read when /metrics is scraped: no locked gauge write on every request's way in and out.
-        metrics.in_flight.set_function(lambda: len(self._active))
+        metrics.in_flight.set_function(lambda: self.in_flight)
 
     @property
     def in_flight(self) -> int:
