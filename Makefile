@@ -75,7 +75,7 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 LITELLM_VENV ?= .venv-litellm
 BENCH        := $(PY) scripts/bench
 BENCH_QUICK  ?=
-BENCHES       = bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-phases bench-privacy bench-routing
+BENCHES       = bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-phases bench-instructions bench-privacy bench-routing
 BENCHES_QUICK = bench-matrix bench-failover bench-privacy bench-routing
 
 BENCH_STAMP  := $(VENV)/.bench-installed
@@ -86,7 +86,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 $(LITELLM_VENV)/bin/litellm: scripts/setup-litellm-venv.sh
 	bash scripts/setup-litellm-venv.sh $(PYTHON) $(LITELLM_VENV)
 
-.PHONY: bench bench-quick bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-privacy bench-routing
+.PHONY: bench bench-quick bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-phases bench-instructions bench-privacy bench-routing
 bench-routing: $(STAMP) ## Routing decision cost per classifier (features: budget 50 µs p99); reports/routing-bench.json
 	$(PY) scripts/bench_routing.py
 
@@ -118,6 +118,9 @@ bench-profile: $(BENCH_STAMP) ## py-spy flame graphs and text profiles of the ho
 
 bench-phases: $(BENCH_STAMP) ## Where a request's time goes, phase by phase, at c=1 (reports/bench/phases.json)
 	$(BENCH)/phases.py $(if $(BENCH_QUICK),--requests 500)
+
+bench-instructions: $(BENCH_STAMP) ## Instructions per request under callgrind (needs valgrind): how a hot-path change is judged
+	$(BENCH)/instructions.py
 
 bench-privacy: $(STAMP) ## Privacy scan time on adversarial inputs
 	$(BENCH)/privacy.py

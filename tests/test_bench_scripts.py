@@ -37,3 +37,13 @@ def test_lifecycle_microbenchmark_reports_a_cost_per_request() -> None:
     result = json.loads(out.strip().splitlines()[-1])
     assert result["access_log"] == "off"
     assert result["lifecycle_us_per_request"] > 0
+
+
+def test_instruction_count_driver_gets_an_answer_in_every_scenario() -> None:
+    # --check runs the in-process ASGI driver without valgrind; it exits non-zero unless every
+    # request is answered 200 through the scripted upstream
+    scenarios = "openai:json,anthropic:json,gemini:stream6"
+    out = _run("scripts/bench/instructions.py", "--check", "--small", "3", "--scenarios", scenarios)
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        [s, "ok"] for s in scenarios.split(",")
+    ]

@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from serving.gateway.errors import AuthenticationFailed, InvalidRequest, RequestTooLarge
 from serving.gateway.lifecycle import SCOPE_KEY, RequestRecord
@@ -22,9 +23,10 @@ def authenticate(request: Request) -> tuple[Gateway, Caller]:
     the caller: the matched key's policy, and whether the request is marked private (a
     header, or a key whose policy makes its requests private)."""
     gateway: Gateway = request.app.state.gateway
+    headers = first_values(request.scope["headers"])
     policy = None
     if len(gateway.keys):
-        key = presented_key(request.headers, request.scope.get("query_string", b""))
+        key = presented_key(headers, request.scope.get("query_string", b""))
         policy = gateway.keys.find(key)
         if policy is None:
             raise AuthenticationFailed("invalid or missing API key")
@@ -33,9 +35,16 @@ def authenticate(request: Request) -> tuple[Gateway, Caller]:
             record.key = policy.id
     private = policy is not None and policy.private
     defaults = policy.route_hints if policy is not None else None
-    hints = read_hints(request.headers, gateway.settings.routing, defaults)
-    marked = gateway.dispatcher.privacy.marked(request.headers, private)
+    hints = read_hints(headers, gateway.settings.routing, defaults)
+    marked = gateway.dispatcher.privacy.marked(headers, private)
     return gateway, Caller(marked, policy, hints)
+
+
+def first_values(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's headers by name, each name's first value, as Starlette's `Headers.get`
+    answers (ASGI names are lowercase). Built once: each `Headers.get` scans the whole list,
+    and authentication asks for five or six names."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(raw)}
 
 
 def get_gateway(request: Request) -> Gateway:
@@ -78,14 +87,22 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise InvalidRequest(f"Content-Length is not a number: {declared[:40]!r}") from None
         if size > limit:
             raise RequestTooLarge(f"request body is {size} bytes; the limit is {limit}")
+    # The ASGI messages themselves, not `request.stream()`: an async generator is registered
+    # with the loop on its first step, a cost on every request.
     chunks: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
+    more = True
+    while more:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
         received += len(chunk)
         if received > limit:
             raise RequestTooLarge(f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _refuse_lone_surrogates(parsed: dict[str, Any]) -> None:

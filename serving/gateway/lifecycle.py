@@ -195,7 +195,10 @@ class Lifecycle:
             m.child(m.tokens, route, target, "input").inc(usage.input_tokens)
             m.child(m.tokens, route, target, "output").inc(usage.output_tokens)
             if outcome.meter is not None and int(status) < 400:
-                charge = outcome.meter.record(outcome.route, outcome.target, usage)
+                # A whole answer was priced up front for its headers; a stream's usage is
+                # only known now.
+                known = outcome.charge if usage is getattr(outcome.result, "usage", None) else None
+                charge = outcome.meter.record(outcome.route, outcome.target, usage, known)
         if outcome is not None and outcome.decisions is not None:
             outcome.decisions.write(outcome, usage, charge, int(status))
         if access.isEnabledFor(logging.INFO):

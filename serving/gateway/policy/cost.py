@@ -76,9 +76,12 @@ class CostMeter:
         price = self.price(target)
         return Charge(hosted_cost(price, usage) if price is not None else None, 0.0)
 
-    def record(self, route: Route, target: Target, usage: c.Usage) -> Charge:
-        """Price an answer and count it (called once per answered request)."""
-        charge = self.charge(route, target, usage)
+    def record(
+        self, route: Route, target: Target, usage: c.Usage, known: Charge | None = None
+    ) -> Charge:
+        """Price an answer and count it (called once per answered request); `known` is its
+        charge when it was already priced for these tokens (a whole answer's, up front)."""
+        charge = known if known is not None else self.charge(route, target, usage)
         m = self._metrics  # once per answered request: the children are cached
         if charge.cost is not None:
             m.child(m.cost, route.model, target.label).inc(charge.cost)

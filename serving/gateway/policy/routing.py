@@ -191,7 +191,8 @@ class Planner:
             if exact is not None:
                 need = [(t, exact) for t, _ in need]
         plan.prompt_tokens = max(prompt for _, prompt in need)
-        self._metrics.prompt_tokens_estimated.labels(route.model).observe(plan.prompt_tokens)
+        m = self._metrics
+        m.child(m.prompt_tokens_estimated, route.model).observe(plan.prompt_tokens)
         too_small: list[tuple[Target, int]] = []
         for target, prompt in need:
             room = ctx.room(target, prompt)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from serving.gateway import canonical as c
 from serving.gateway.errors import (
@@ -101,11 +102,16 @@ def map_upstream_errors(upstream: str) -> Iterator[None]:
     """Run an upstream call; every exception leaves it as a `GatewayError`."""
     try:
         yield
-    except Exception as exc:
-        mapped = map_exception(exc, upstream)
-        if mapped is exc:
-            raise
-        raise mapped from exc
+    except Exception as exc:  # noqa: BLE001 - the boundary: every failure is mapped
+        raise_mapped(exc, upstream)
+
+
+def raise_mapped(exc: Exception, upstream: str) -> NoReturn:
+    """Raise what `exc` is at the boundary: itself when it already is a `GatewayError`."""
+    mapped = map_exception(exc, upstream)
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
 
 
 async def mapped_events(

@@ -341,7 +341,15 @@ class Response:
         self._pool = pool
 
     async def read(self) -> bytes:
-        parts = [chunk async for chunk in self.chunks()]
+        # next_chunk directly, not `chunks()`: an async generator is registered with the loop
+        # (a weak set) on its first step, a cost on every JSON answer.
+        conn = self._conn
+        if conn is None:
+            raise TransportError("the answer was already released")
+        timeout = self._pool.read_timeout
+        parts: list[bytes] = []
+        while (chunk := await conn.next_chunk(timeout)) is not None:
+            parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
