@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -151,12 +151,12 @@ class GateMiddleware:
             return
         entry = keeper.enter()
 
-        async def tracked(message: Message) -> None:
+        def tracked(message: Message) -> Awaitable[None]:  # no coroutine per message
             if message["type"] == "http.response.start":
                 entry.started = True
                 ctype = dict(message.get("headers", ())).get(b"content-type", b"")
                 entry.sse = b"text/event-stream" in ctype
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, tracked)

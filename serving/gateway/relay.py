@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -71,11 +71,15 @@ def outcome_headers(outcome: Outcome) -> dict[str, str]:
     return headers
 
 
-async def _closed(close: Callable[[], Awaitable[None]]) -> None:
+async def _closed(stream: RawStream | EventStream) -> None:
     """Close an upstream stream even while the client's cancellation is being delivered: a
-    shielded close, so the upstream sees its connection go away now, not at garbage collection."""
+    shielded close, so the upstream sees its connection go away now, not at garbage collection.
+    A stream read to its end has nothing left to close and skips the cancel scope, which costs
+    more than the rest of a short stream's ending."""
+    if stream.spent:
+        return
     with anyio.CancelScope(shield=True):
-        await close()
+        await stream.aclose()
 
 
 class SSEResponse(StreamingResponse):
@@ -183,7 +187,7 @@ def relay_raw(
             record.disconnected = True
             raise
         finally:
-            await _closed(result.aclose)
+            await _closed(result)
             _ended(record, end, watch)
 
     return SSEResponse(
@@ -221,7 +225,7 @@ def relay_events(
             record.disconnected = True
             raise
         finally:
-            await _closed(events.aclose)
+            await _closed(events)
             _ended(record, end, watch)
 
     return SSEResponse(

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from types import AsyncGeneratorType
 from typing import Any
 
 from serving.gateway import canonical as c
@@ -83,6 +84,11 @@ class RawStream:
         # dispatcher points it at the target's circuit.
         self.on_break: Callable[[], None] = _nothing
 
+    @property
+    def spent(self) -> bool:
+        """Read to its end and its connection let go: `aclose` would do nothing."""
+        return _finished(self.rest) and self.response.at_eof
+
     async def aclose(self) -> None:
         aclose = getattr(self.rest, "aclose", None)
         if aclose is not None:
@@ -93,6 +99,12 @@ class RawStream:
 
 def _nothing() -> None:
     return None
+
+
+def _finished(rest: object) -> bool:
+    """Whether `rest` is an async generator that has ended: every layer under it has run its
+    `finally` (an outer layer ends only after its inner one did, or after closing it)."""
+    return isinstance(rest, AsyncGeneratorType) and rest.ag_frame is None
 
 
 class EventStream:
@@ -107,6 +119,11 @@ class EventStream:
         yield self.first
         async for event in self.rest:
             yield event
+
+    @property
+    def spent(self) -> bool:
+        """Read to its end: `aclose` would do nothing (its connection went with its end)."""
+        return _finished(self.rest)
 
     async def aclose(self) -> None:
         aclose = getattr(self.rest, "aclose", None)

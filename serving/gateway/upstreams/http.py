@@ -82,10 +82,13 @@ class HTTPUpstream(UpstreamClient):
         finally:
             self._done(i, response)
 
-    async def _post(self, url_path: str, body: bytes, root: bool) -> tuple[int, Response]:
+    async def _post(
+        self, url_path: str, body: bytes, root: bool, deadline: float | None = None
+    ) -> tuple[int, Response]:
         """POST, once an endpoint's slot is ours: the slot and the response once its headers
         arrived and its status is 2xx. Both go back with `_done`, which a failure here has
-        already called.
+        already called. The head is awaited within `timeouts.first_byte` and, with
+        `deadline` (loop time: the whole call's), not past it.
 
         `url_path` is relative to the base URL, or to the server root when `root` is set (vLLM
         serves /tokenize beside /v1, not under it).
@@ -95,21 +98,24 @@ class HTTPUpstream(UpstreamClient):
         try:
             base = self._urls[i].removesuffix("/v1") if root else self._urls[i]
             wait = self._timeouts.first_byte
+            total = False  # whether the deadline, not the first-byte bound, is the nearer
+            if deadline is not None:
+                left = deadline - asyncio.get_running_loop().time()
+                if left < wait:
+                    wait, total = max(left, 0.0), True
             try:
                 response = await self.transport.post(
                     base + url_path, body, self._post_headers, first_byte=wait
                 )
             except ReadTimeout as exc:
-                raise UpstreamTimeout(
-                    f"upstream {self.name!r} sent no response within {wait:g}s",
-                    upstream=self.name,
-                ) from exc
+                said = "timed out" if total else f"sent no response within {wait:g}s"
+                raise UpstreamTimeout(f"upstream {self.name!r} {said}", upstream=self.name) from exc
             except TransportError as exc:
                 if self.health is not None and isinstance(exc, CONNECT_ERRORS):
                     self.health.connection_failed(i)
                 raise map_transport_error(exc, self.name) from exc
             if response.status >= 300:
-                raw = await self._read(response)
+                raw = await self._read(response, deadline)
                 raise error_from_response(
                     response.status, raw, response.headers, self.name, self._secrets
                 )
@@ -125,28 +131,27 @@ class HTTPUpstream(UpstreamClient):
         finally:
             self.gate.release(i)
 
-    async def _read(self, response: Response) -> bytes:
+    async def _read(self, response: Response, deadline: float | None = None) -> bytes:
         try:
-            return await response.read()
-        except TransportError as exc:
+            return await response.read(deadline)
+        except TransportError as exc:  # a read timeout, the deadline's included: "timed out"
             raise map_transport_error(exc, self.name) from exc
 
     async def post_json(
         self, url_path: str, body: bytes, *, root: bool = False
     ) -> tuple[bytes, dict[str, Any], str]:
-        """POST a JSON body; the raw answer, its parsed object and its content type."""
+        """POST a JSON body; the raw answer, its parsed object and its content type. The whole
+        call is bounded by `timeouts.total` from its start: a deadline that the head's and the
+        reads' own timers enforce (a queue wait for a slot keeps its own bound), where an
+        `asyncio.timeout` cost a timer, a cancellation scope and their bookkeeping per call."""
+        # `_post` and `_done`, not `_open`: a JSON call needs no context manager's generator.
+        deadline = asyncio.get_running_loop().time() + self._timeouts.total
+        i, response = await self._post(url_path, body, root, deadline)
         try:
-            async with asyncio.timeout(self._timeouts.total):
-                # `_post` and `_done`, not `_open`: a JSON call needs no context manager's
-                # generator (a few µs on every request).
-                i, response = await self._post(url_path, body, root)
-                try:
-                    raw = await self._read(response)
-                    ctype = response.headers.get("content-type", "")
-                finally:
-                    self._done(i, response)
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"upstream {self.name!r} timed out", upstream=self.name) from exc
+            raw = await self._read(response, deadline)
+            ctype = response.headers.get("content-type", "")
+        finally:
+            self._done(i, response)
         if "json" not in ctype:
             raise UpstreamError(f"upstream {self.name!r} answered with content type {ctype!r}")
         try:
@@ -193,21 +198,14 @@ class HTTPUpstream(UpstreamClient):
         `timeouts.first_token` of the request's start); what came before it is held back, so
         a stream that stalls, breaks or is garbled before its first token can still fail over."""
         limit = self._timeouts.first_token_limit
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        deadline = asyncio.get_running_loop().time() + limit
         i, response = await self._post(url_path, body, False)
         pipeline = Pipeline(grammar, self._secrets)
         try:
             check_stream_type(response, self.name)
-            chunks = self._chunks(response)
-            first = await self._first_token(chunks, pipeline, limit - (loop.time() - started))
-        except BaseException as exc:
+            first = await self._first_token(response, pipeline, deadline, limit)
+        except BaseException:
             self._done(i, response)
-            if isinstance(exc, TimeoutError):
-                raise UpstreamTimeout(
-                    f"upstream {self.name!r} sent no first token within {limit:g}s",
-                    upstream=self.name,
-                ) from exc
             raise
 
         done = False
@@ -222,28 +220,49 @@ class HTTPUpstream(UpstreamClient):
                 self._done(i, response)
 
         async def rest() -> AsyncIterator[bytes]:
+            # The connection's reads directly, not through `response.chunks()`: one async
+            # generator's layer less for every chunk of every relayed stream.
             try:
-                async for chunk in chunks:
+                while (chunk := await response.next_chunk()) is not None:
                     yield chunk
+            except TransportError as exc:
+                raise map_transport_error(exc, self.name) from exc
             finally:
                 await finish()
 
         return RawStream(first, rest(), response, pipeline, finish)
 
     async def _first_token(
-        self, chunks: AsyncIterator[bytes], pipeline: Pipeline, limit: float
+        self, response: Response, pipeline: Pipeline, deadline: float, limit: float
     ) -> bytes:
-        """The stream's bytes up to and including its first content (or its finish)."""
+        """The stream's bytes up to and including its first content (or its finish), none of
+        them later than `deadline` (loop time): each read's own timer enforces it, where an
+        `asyncio.timeout` cost a timer and a cancellation scope per stream."""
         grammar = pipeline.grammar
+        clock = asyncio.get_running_loop().time
+        read = response.read_timeout
         held: list[bytes] = []
-        async with asyncio.timeout(max(limit, 0.0)):
-            async for chunk in chunks:
-                out, failure = pipeline.push(chunk)
-                if failure is not None:
-                    raise failure
-                held.append(out)
-                if grammar.content or grammar.finished:
-                    return b"".join(held)
+        while True:
+            left = deadline - clock()
+            try:
+                chunk = await response.next_chunk(left)
+            except ReadTimeout as exc:
+                if read is None or left <= read:  # the first-token bound was the nearer
+                    raise UpstreamTimeout(
+                        f"upstream {self.name!r} sent no first token within {limit:g}s",
+                        upstream=self.name,
+                    ) from exc
+                raise map_transport_error(exc, self.name) from exc
+            except TransportError as exc:
+                raise map_transport_error(exc, self.name) from exc
+            if chunk is None:
+                break
+            out, failure = pipeline.push(chunk)
+            if failure is not None:
+                raise failure
+            held.append(out)
+            if grammar.content or grammar.finished:
+                return b"".join(held)
         out, failure = pipeline.close()
         if failure is not None:
             raise failure

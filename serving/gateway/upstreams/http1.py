@@ -340,7 +340,13 @@ class Response:
         self._conn: Connection | None = conn
         self._pool = pool
 
-    async def read(self) -> bytes:
+    @property
+    def read_timeout(self) -> float | None:
+        return self._pool.read_timeout
+
+    async def read(self, deadline: float | None = None) -> bytes:
+        """The whole body; each wait within the read timeout and, with `deadline` (loop time),
+        none past it (ReadTimeout either way)."""
         # next_chunk directly, not `chunks()`: an async generator is registered with the loop
         # (a weak set) on its first step, a cost on every JSON answer.
         conn = self._conn
@@ -348,9 +354,24 @@ class Response:
             raise TransportError("the answer was already released")
         timeout = self._pool.read_timeout
         parts: list[bytes] = []
-        while (chunk := await conn.next_chunk(timeout)) is not None:
-            parts.append(chunk)
+        if deadline is None:
+            while (chunk := await conn.next_chunk(timeout)) is not None:
+                parts.append(chunk)
+        else:
+            clock = asyncio.get_running_loop().time
+            while (part := await conn.next_chunk(_within(timeout, deadline - clock()))) is not None:
+                parts.append(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def next_chunk(self, within: float | None = None) -> bytes | None:
+        """The next piece of the body (None at its end), within the read timeout and, when
+        `within` is given, within that many seconds (ReadTimeout either way). A loop over
+        this is a stream's read without an async generator's layer."""
+        conn = self._conn
+        if conn is None:
+            raise TransportError("the answer was already released")
+        timeout = self._pool.read_timeout
+        return await conn.next_chunk(timeout if within is None else _within(timeout, within))
 
     async def chunks(self) -> AsyncIterator[bytes]:
         conn = self._conn
@@ -376,6 +397,11 @@ class Response:
         if conn is not None:
             conn.close()
             self._pool.give_back(conn)
+
+
+def _within(timeout: float | None, left: float) -> float:
+    left = max(left, 0.0)
+    return left if timeout is None else min(timeout, left)
 
 
 # Opens a connection to an origin with the given protocol factory. Tests replace it to fake

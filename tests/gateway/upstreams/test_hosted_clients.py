@@ -388,3 +388,33 @@ async def test_a_forwarded_stream_closed_before_its_rest_frees_the_upstreams_slo
         await streamed.aclose()
         assert client.gate.total == 0
     await client.aclose()
+
+
+async def test_a_forwarded_stream_is_spent_only_once_read_to_its_end(
+    scripted: FakeUpstream, fake: tuple[FakeUpstream, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`spent` lets the relay skip its shielded close: true only when nothing is left open
+    (the rest read to its end, the slot and the connection back), never for a stream whose
+    rest has not started or has not ended."""
+    client = make(OpenAICompatClient, fake[1] + "/v1", monkeypatch)
+    scripted.script(Reply.sse(f.chat_stream()))
+    raw = json.dumps({"model": "m", "messages": [], "stream": True}).encode()
+    call = RawCall("/chat/completions", raw, json.loads(raw), True)
+
+    streamed = await client.forward(call, "m")
+    assert isinstance(streamed, RawStream)
+    assert not streamed.spent  # the rest has not started: the slot is still held
+    rest: AsyncIterator[bytes] = streamed.rest
+    read = [await anext(rest)]
+    assert not streamed.spent  # part-way
+    read += [chunk async for chunk in rest]
+    assert b"[DONE]" in streamed.first + b"".join(read)
+    assert streamed.spent
+    assert client.gate.total == 0
+
+    unread = await client.forward(call, "m")
+    assert isinstance(unread, RawStream)
+    await unread.aclose()  # the relay's close of a stream it did not read to its end
+    assert unread.spent
+    assert client.gate.total == 0
+    await client.aclose()
