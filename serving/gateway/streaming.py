@@ -117,7 +117,9 @@ async def event_body(
         splice.feed(event)
         if isinstance(event, c.Finish):
             end.usage = event.usage
-        yield encode(event)
+        out = encode(event)
+        if out:  # an event with no frame of its own in this dialect (Gemini's block starts)
+            yield out  # is no write: each costs the response's send chain and the watchdog
     if failure is None:
         if partial.finished:
             return

@@ -92,6 +92,11 @@ async def model_method(target: str, request: Request) -> Response:
     if method == "countTokens":
         return await endpoint.count(request, _count(model))
     stream = method == "streamGenerateContent"
-    if stream and request.query_params.get("alt") != "sse":
+    # The SDKs' exact query first: Starlette's QueryParams parses and builds a multidict.
+    if (
+        stream
+        and request.scope["query_string"] != b"alt=sse"
+        and request.query_params.get("alt") != "sse"
+    ):
         raise InvalidRequest("streamGenerateContent is served as server-sent events only: ?alt=sse")
     return await endpoint.generate(request, DIALECT, _generate(model, stream))
