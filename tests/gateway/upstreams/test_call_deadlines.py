@@ -43,6 +43,15 @@ def client(url: str) -> OpenAICompatClient:
     return OpenAICompatClient(config, Transport(connect=1, read=5))
 
 
+async def gives_up_at_the_total(up: OpenAICompatClient) -> None:
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout, match="timed out"):
+        await up.complete(REQUEST, "m")
+    elapsed = time.monotonic() - started
+    await up.aclose()
+    assert TOTAL - 0.05 <= elapsed < TOTAL + 1.2, f"gave up after {elapsed:.2f}s"
+
+
 def trickled(pieces: int, every: float) -> Reply:
     """A whole JSON answer sent in `pieces` parts, one every `every` seconds."""
     raw = json.dumps(f.chat_completion("hello")).encode()
@@ -57,12 +66,7 @@ async def test_a_body_that_trickles_past_the_total_times_out_on_time(
     server, url = fake
     server.script(trickled(10, 0.3))  # 3 s in all; no piece waits more than 0.3 s
     up = client(url)
-    started = time.monotonic()
-    with pytest.raises(UpstreamTimeout, match="timed out"):
-        await up.complete(REQUEST, "m")
-    elapsed = time.monotonic() - started
-    await up.aclose()
-    assert TOTAL - 0.05 <= elapsed < TOTAL + 1.2, f"gave up after {elapsed:.2f}s"
+    await gives_up_at_the_total(up)
     assert up.gate.total == 0  # the slot went back
 
 
@@ -72,12 +76,7 @@ async def test_a_head_later_than_the_total_times_out_at_the_total(
     server, url = fake
     server.script(Reply.json(f.chat_completion("late"), delay=3.0))  # first_byte is 5 s
     up = client(url)
-    started = time.monotonic()
-    with pytest.raises(UpstreamTimeout, match="timed out"):
-        await up.complete(REQUEST, "m")
-    elapsed = time.monotonic() - started
-    await up.aclose()
-    assert TOTAL - 0.05 <= elapsed < TOTAL + 1.2, f"gave up after {elapsed:.2f}s"
+    await gives_up_at_the_total(up)
     assert up.gate.total == 0
 
 
