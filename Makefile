@@ -75,8 +75,8 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 LITELLM_VENV ?= .venv-litellm
 BENCH        := $(PY) scripts/bench
 BENCH_QUICK  ?=
-BENCHES       = bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-phases bench-instructions bench-privacy bench-routing
-BENCHES_QUICK = bench-matrix bench-failover bench-privacy bench-routing
+BENCHES       = bench-matrix bench-paired bench-failover bench-engine bench-isolation bench-profile bench-phases bench-instructions bench-privacy bench-routing
+BENCHES_QUICK = bench-matrix bench-paired bench-failover bench-privacy bench-routing
 
 BENCH_STAMP  := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP) pyproject.toml
@@ -86,7 +86,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 $(LITELLM_VENV)/bin/litellm: scripts/setup-litellm-venv.sh
 	bash scripts/setup-litellm-venv.sh $(PYTHON) $(LITELLM_VENV)
 
-.PHONY: bench bench-quick bench-matrix bench-failover bench-engine bench-isolation bench-profile bench-phases bench-instructions bench-privacy bench-routing
+.PHONY: bench bench-quick bench-matrix bench-paired bench-failover bench-engine bench-isolation bench-profile bench-phases bench-instructions bench-privacy bench-routing
 bench-routing: $(STAMP) ## Routing decision cost per classifier (features: budget 50 µs p99); reports/routing-bench.json
 	$(PY) scripts/bench_routing.py
 
@@ -101,6 +101,9 @@ bench-quick: $(BENCH_STAMP) ## The cheap benchmarks with small counts; report un
 
 bench-matrix: $(BENCH_STAMP) $(LITELLM_VENV)/bin/litellm ## direct vs serving vs LiteLLM, 3 dialects x JSON/streams x c=1..256
 	$(BENCH)/matrix.py $(if $(BENCH_QUICK),--quick) --litellm-venv $(LITELLM_VENV)
+
+bench-paired: $(BENCH_STAMP) ## The added-latency (c=1) and flatness (c=256 vs 1) targets in paired, alternating rounds
+	$(BENCH)/paired.py $(if $(BENCH_QUICK),--quick)
 
 bench-failover: $(BENCH_STAMP) ## First answer after the primary dies (refused, black hole); breaker open
 	$(BENCH)/failover.py $(if $(BENCH_QUICK),--requests 50)

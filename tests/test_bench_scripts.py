@@ -39,6 +39,69 @@ def test_lifecycle_microbenchmark_reports_a_cost_per_request() -> None:
     assert result["lifecycle_us_per_request"] > 0
 
 
+def _paired_report(added_ms: list[float], ratios: list[float]) -> dict[str, object]:
+    """paired.py's report shape: one JSON and one stream row, rounds whose serving side is
+    direct's plus `added_ms[i]`, and one flatness row per ratio."""
+
+    def rounds(mode: str) -> list[dict[str, dict[str, float]]]:
+        return [
+            {
+                "direct": {"p50_ms": 0.25, "ttfb_p50_ms": 0.2},
+                "serving": {"p50_ms": 0.25 + x, "ttfb_p50_ms": 0.2 + x},
+            }
+            for x in added_ms
+        ]
+
+    def spread(xs: list[float]) -> dict[str, float]:
+        return {"median": sorted(xs)[len(xs) // 2], "min": min(xs), "max": max(xs)}
+
+    added = [
+        {
+            "dialect": "gemini",
+            "mode": mode,
+            "rounds": rounds(mode),
+            "added": {"p50_ms": spread(added_ms), "ttfb_p50_ms": spread(added_ms)},
+        }
+        for mode in ("json", "stream6")
+    ]
+    flat = [
+        {
+            "dialect": "gemini",
+            "mode": "json",
+            "high": 256,
+            "rounds": [{"1": 0.4, "256": 0.4 * r}],
+            "ratio": spread([r]),
+        }
+        for r in ratios
+    ]
+    return {"rounds": len(added_ms), "requests": 10, "started": "t0", "finished": "t1"} | {
+        "load_average_start": [0.1],
+        "load_average_end": [0.2],
+        "added": added,
+        "flat": flat,
+    }
+
+
+def test_report_renders_the_paired_targets_and_counts_what_holds(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "<!-- generated:targets -->\n<!-- /generated:targets -->\n"
+        "<!-- generated:paired -->\n<!-- /generated:paired -->\n"
+    )
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "paired.json").write_text(json.dumps(_paired_report([0.3, 0.7, 0.4], [1.1, 1.3])))
+    _run("scripts/bench/report.py", "--reports", str(reports), "--doc", str(doc))
+    text = doc.read_text()
+    # medians 0.4 ms hold in both cells; one round of three (0.7 ms) does not
+    assert "2 of 2 cells hold (holds); the largest is 0.40 [0.30, 0.70] ms" in text
+    assert "| 2 of 3 |" in text
+    assert "1 of 2 dialectxmode pairs hold; the highest median is +30% (gemini json)" in text
+    (reports / "paired.json").write_text(json.dumps(_paired_report([0.6, 0.6, 0.4], [1.0])))
+    _run("scripts/bench/report.py", "--reports", str(reports), "--doc", str(doc))
+    assert "0 of 2 cells hold (does not hold)" in doc.read_text()
+
+
 def test_instruction_count_driver_gets_an_answer_in_every_scenario() -> None:
     # --check runs the in-process ASGI driver without valgrind; it exits non-zero unless every
     # request is answered 200 through the scripted upstream

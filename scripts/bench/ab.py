@@ -2,7 +2,7 @@
 and short bursts take turns (A, B, B, A, ...), so both see the same machine. The matrix's c=1
 cells vary by a fifth from run to run on 2 shared cores; a change of a few percent shows only
 when the two sides alternate this tightly. Prints and writes the median CPU per request and
-p50 per side and scenario.
+p50 and first-byte p50 per side and scenario.
 
     python scripts/bench/ab.py --a-root /tmp/old-checkout [--b-root .] [--rounds 8]
 """
@@ -45,7 +45,7 @@ def main() -> int:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-ab-"))
     procs = []
-    samples: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    samples: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     try:
         up_port = free_port()
         procs.append(t.start_upstream(up_port, workdir / "upstream.log"))
@@ -78,12 +78,15 @@ def main() -> int:
                 )
                 cpu = (cpu_seconds(pids) - cpu0) * 1000 / max(run.done + run.errors, 1)
                 p50 = statistics.median(run.latencies) * 1000
-                per[side].append((cpu, p50))
-            cpu = {s: statistics.median(x for x, _ in per[s]) for s in per}
-            p50 = {s: statistics.median(y for _, y in per[s]) for s in per}
+                ttfb = statistics.median(run.ttfb) * 1000
+                per[side].append((cpu, p50, ttfb))
+            cpu, p50, ttfb = (
+                {s: statistics.median(x[k] for x in per[s]) for s in per} for k in range(3)
+            )
             print(
                 f"{spec:24} CPU/req a {cpu['a']:.3f} ms b {cpu['b']:.3f} ms"
-                f" | p50 a {p50['a']:.3f} ms b {p50['b']:.3f} ms",
+                f" | p50 a {p50['a']:.3f} ms b {p50['b']:.3f} ms"
+                f" | first byte a {ttfb['a']:.3f} ms b {ttfb['b']:.3f} ms",
                 flush=True,
             )
     finally:

@@ -156,7 +156,7 @@ def _ratio(s: Report, lt: Report) -> float | None:
 def block_targets(reports: dict[str, Report | None]) -> str:
     m = reports["matrix"]
     if m is None:
-        return "_No matrix report._"
+        return "\n".join(["_No matrix report._", *_paired_verdicts(reports["paired"])])
     cells = _cells(m)
     keys = _keys(m)
     out = []
@@ -211,6 +211,7 @@ def block_targets(reports: dict[str, Report | None]) -> str:
             f"- **Added p50 at c={lo} ≤ 0.5 ms** ({dialect}): JSON {_f(s.get('added_p50_ms'))} "
             f"ms, stream time to first byte {_f(st.get('added_ttfb_p50_ms'))} ms"
         )
+    out += _paired_verdicts(reports["paired"])
     e = reports["engine"]
     if e is not None:
         for c, level in e["levels"].items():
@@ -230,6 +231,92 @@ def block_targets(reports: dict[str, Report | None]) -> str:
                 f"({_f(b.get('added_p50_ms'))} ms added)"
             )
     return "\n".join(out)
+
+
+def _span(x: Report, digits: int = 2) -> str:
+    return f"{_f(x['median'], digits)} [{_f(x['min'], digits)}, {_f(x['max'], digits)}]"
+
+
+def block_paired(reports: dict[str, Report | None]) -> str:
+    """The added-latency and flatness targets from paired, alternating rounds (paired.py)."""
+    p = reports["paired"]
+    if p is None:
+        return "_No paired report: run `make bench-paired`._"
+    head = (
+        f"Run {p['started']} → {p.get('finished', '?')}, {p['rounds']} rounds of "
+        f"{p['requests']} requests per side and scenario; load average "
+        f"{p['load_average_start']} → {p.get('load_average_end')}. Medians over rounds, "
+        "[lowest, highest] round.\n"
+    )
+    rows = [
+        "| client dialect | mode | direct p50 | serving p50 | added p50 | added first byte "
+        "| rounds with both ≤ 0.5 ms |",
+        "|" + "---|" * 7,
+    ]
+    for row in p["added"]:
+        rounds = row["rounds"]
+        ok = sum(
+            all(r["serving"][k] - r["direct"][k] <= 0.5 for k in ("p50_ms", "ttfb_p50_ms"))
+            for r in rounds
+        )
+        rows.append(
+            f"| {DIALECT_NAMES[row['dialect']]} | {row['mode']} "
+            f"| {_f(_median([r['direct']['p50_ms'] for r in rounds]))} "
+            f"| {_f(_median([r['serving']['p50_ms'] for r in rounds]))} "
+            f"| {_span(row['added']['p50_ms'])} | {_span(row['added']['ttfb_p50_ms'])} "
+            f"| {ok} of {len(rounds)} |"
+        )
+    flat = [
+        "| client dialect | mode | serving CPU/req c=1 | c={high} | c={high} over c=1 |",
+        "|" + "---|" * 5,
+    ]
+    for row in p["flat"]:
+        high = str(row["high"])
+        flat[0] = flat[0].format(high=high)
+        ratio = {k: (v - 1) * 100 for k, v in row["ratio"].items()}
+        flat.append(
+            f"| {DIALECT_NAMES[row['dialect']]} | {row['mode']} "
+            f"| {_f(_median([r['1'] for r in row['rounds']]), 3)} ms "
+            f"| {_f(_median([r[high] for r in row['rounds']]), 3)} ms "
+            f"| {ratio['median']:+.0f}% [{ratio['min']:+.0f}%, {ratio['max']:+.0f}%] |"
+        )
+    return head + "\n" + "\n".join(rows) + "\n\n" + "\n".join(flat)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _paired_verdicts(p: Report | None) -> list[str]:
+    """The two difference targets, from paired rounds (the matrix's one-shot cells above)."""
+    if p is None:
+        return []
+    out = []
+    # the target's readings: JSON's p50, a stream's time to first byte
+    cells = [
+        (row["added"]["p50_ms" if row["mode"] == "json" else "ttfb_p50_ms"], row)
+        for row in p["added"]
+    ]
+    held = sum(x["median"] <= 0.5 for x, _ in cells)
+    worst = max(cells, key=lambda cell: cell[0]["median"])
+    out.append(
+        f"- **Added p50 at c=1 ≤ 0.5 ms, paired rounds** (paired.py: JSON p50, stream first "
+        f"byte; medians of {p['rounds']} rounds): {held} of {len(cells)} cells hold "
+        f"({'holds' if held == len(cells) else 'does not hold'}); the largest is "
+        f"{_span(worst[0])} ms ({worst[1]['dialect']} {worst[1]['mode']})"
+    )
+    if p["flat"]:
+        top = max((row["ratio"]["median"], row["dialect"], row["mode"]) for row in p["flat"])
+        high = p["flat"][0]["high"]
+        ok = sum(row["ratio"]["median"] <= 1.2 for row in p["flat"])
+        out.append(
+            f"- **CPU/req at c={high} at most 20% above c=1, paired rounds**: {ok} of "
+            f"{len(p['flat'])} dialectxmode pairs hold; the highest median is "
+            f"{(top[0] - 1) * 100:+.0f}% ({top[1]} {top[2]})"
+        )
+    return out
 
 
 def block_failover(reports: dict[str, Report | None]) -> str:
@@ -394,11 +481,12 @@ BLOCKS: dict[str, Callable[[dict[str, Report | None]], str]] = {
     "targets": block_targets,
     "matrix": block_matrix,
     "floor": block_floor,
+    "paired": block_paired,
     "failover": block_failover,
     "engine": block_engine,
     "isolation": block_isolation,
 }
-SOURCES = ("matrix", "failover", "engine", "iso-http-clients", "iso-servers", "iso-json")
+SOURCES = ("matrix", "paired", "failover", "engine", "iso-http-clients", "iso-servers", "iso-json")
 
 
 def main() -> int:

@@ -13,7 +13,6 @@ benchmark's stream frames: 11 µs vs 37-51 µs for six of them).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol
@@ -234,16 +233,19 @@ class Pipeline:
         return StreamBroken("upstream sent a malformed stream frame", "malformed")
 
 
-async def iter_frames(chunks: AsyncIterator[bytes]) -> AsyncIterator[Frame]:
-    """Parsed frames of a byte stream; a last frame without its blank line still counts."""
-    buf = b""
-    async for chunk in chunks:
-        raws, buf = split_frames(buf + chunk if buf else chunk)
-        for raw in raws:
-            frame = parse_frame(raw)
-            if frame is not None:
-                yield frame
-    if buf.strip():
-        frame = parse_frame(buf)
-        if frame is not None:
-            yield frame
+class FrameReader:
+    """Parsed frames of a byte stream cut anywhere: `feed` each piece as it arrives, `close` at
+    the end (a last frame without its blank line still counts). Plain calls, where an async
+    generator over the chunks cost a layer per chunk of every stream."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        raws, self._buf = split_frames(self._buf + chunk if self._buf else chunk)
+        return [frame for raw in raws if (frame := parse_frame(raw)) is not None]
+
+    def close(self) -> list[Frame]:
+        buf, self._buf = self._buf, b""
+        frame = parse_frame(buf) if buf.strip() else None
+        return [] if frame is None else [frame]

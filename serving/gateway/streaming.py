@@ -110,7 +110,10 @@ async def event_body(
     partial = Partial()
     splice = Splice(partial, continuing=False)
     failure: Exception | None = None
-    async for event in events:
+    # `first`, then `rest` read directly: `EventStream.__aiter__` would be one more async
+    # generator's layer for every event.
+    event, source = events.first, events.rest
+    while True:
         if isinstance(event, c.Failure):
             failure = event.error
             break
@@ -120,6 +123,10 @@ async def event_body(
         out = encode(event)
         if out:  # an event with no frame of its own in this dialect (Gemini's block starts)
             yield out  # is no write: each costs the response's send chain and the watchdog
+        try:
+            event = await anext(source)
+        except StopAsyncIteration:
+            break
     if failure is None:
         if partial.finished:
             return

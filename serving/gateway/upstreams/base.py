@@ -11,7 +11,6 @@ and its later failures are mapped too.
 from __future__ import annotations
 
 import abc
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from serving.gateway.errors import (
     NotFound,
     UpstreamAuthFailed,
     UpstreamError,
-    UpstreamTimeout,
     from_status,
 )
 from serving.gateway.frames import Pipeline
@@ -138,27 +136,20 @@ def is_first_token(event: c.StreamEvent) -> bool:
     return isinstance(event, c.TextDelta | c.ToolArgsDelta | c.Finish)
 
 
-async def prime(
-    events: AsyncIterator[c.StreamEvent], *, limit: float | None = None, name: str = ""
-) -> EventStream:
-    """Wait for the first token (the events before it are held back), within `limit` seconds;
-    an early failure raises so the chain can move on."""
+async def prime(events: AsyncIterator[c.StreamEvent], *, name: str = "") -> EventStream:
+    """Wait for the first token (the events before it are held back); an early failure raises
+    so the chain can move on. The wait's bound is the source's own (`sse_events`' reads)."""
     held: list[c.StreamEvent] = []
     try:
-        async with asyncio.timeout(limit):
-            while True:
-                event = await anext(events)
-                if isinstance(event, c.Failure):
-                    raise event.error
-                held.append(event)
-                if is_first_token(event):
-                    break
+        while True:
+            event = await anext(events)
+            if isinstance(event, c.Failure):
+                raise event.error
+            held.append(event)
+            if is_first_token(event):
+                break
     except StopAsyncIteration as exc:
         raise UpstreamError(f"upstream {name!r} stream ended before any content") from exc
-    except TimeoutError as exc:
-        raise UpstreamTimeout(
-            f"upstream {name!r} sent no first token within {limit:g}s", upstream=name
-        ) from exc
     except BaseException:
         with contextlib.suppress(RuntimeError):
             await events.aclose()  # type: ignore[attr-defined]

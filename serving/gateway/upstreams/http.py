@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from serving.gateway import canonical as c
 from serving.gateway.admission import UpstreamGate
 from serving.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
-from serving.gateway.frames import Grammar, OpaqueGrammar, Pipeline, StreamBroken, iter_frames
+from serving.gateway.frames import FrameReader, Grammar, OpaqueGrammar, Pipeline, StreamBroken
 from serving.gateway.jsoncodec import dumpb, loads
 from serving.gateway.settings import Upstream as UpstreamConfig
 from serving.gateway.upstreams.base import (
@@ -26,6 +25,7 @@ from serving.gateway.upstreams.base import (
     RawStream,
     UpstreamClient,
     error_from_response,
+    is_first_token,
     prime,
 )
 from serving.gateway.upstreams.boundary import CONNECT_ERRORS, map_transport_error
@@ -34,6 +34,7 @@ from serving.gateway.upstreams.http1 import ReadTimeout, Response, TransportErro
 from serving.gateway.upstreams.transport import Transport
 
 _PROBE_TIMEOUT = 2.0
+_SETTLE = 0.5  # seconds a stream's end may take after its [DONE]
 
 
 class StreamDecoder(Protocol):
@@ -70,17 +71,6 @@ class HTTPUpstream(UpstreamClient):
     def auth_headers(self, key: str | None) -> dict[str, str]:
         """Headers sent on every request; the default is a bearer token when a key is set."""
         return {"authorization": f"Bearer {key}"} if key else {}
-
-    @asynccontextmanager
-    async def _open(
-        self, url_path: str, body: bytes, *, root: bool = False
-    ) -> AsyncIterator[Response]:
-        """POST and yield the response once its headers arrived and its status is 2xx."""
-        i, response = await self._post(url_path, body, root)
-        try:
-            yield response
-        finally:
-            self._done(i, response)
 
     async def _post(
         self, url_path: str, body: bytes, root: bool, deadline: float | None = None
@@ -144,7 +134,7 @@ class HTTPUpstream(UpstreamClient):
         call is bounded by `timeouts.total` from its start: a deadline that the head's and the
         reads' own timers enforce (a queue wait for a slot keeps its own bound), where an
         `asyncio.timeout` cost a timer, a cancellation scope and their bookkeeping per call."""
-        # `_post` and `_done`, not `_open`: a JSON call needs no context manager's generator.
+        # `_post` and `_done` in try/finally: no context manager's generator per call.
         deadline = asyncio.get_running_loop().time() + self._timeouts.total
         i, response = await self._post(url_path, body, root, deadline)
         try:
@@ -165,31 +155,69 @@ class HTTPUpstream(UpstreamClient):
     async def sse_events(
         self, url_path: str, body: bytes, decoder: StreamDecoder
     ) -> AsyncIterator[c.StreamEvent]:
-        """Canonical events from an upstream SSE stream; a break becomes a final `Failure`."""
+        """Canonical events from an upstream SSE stream; a break becomes a final `Failure`.
+        Until the first token, no read ends later than `timeouts.first_token` after the call's
+        start, on the reads' own timers (as `forward_stream`'s). The connection's reads and
+        the frames are plain calls: no generator layers under this one."""
+        limit = self._timeouts.first_token_limit
+        deadline: float | None = asyncio.get_running_loop().time() + limit
         try:
-            async with self._open(url_path, body) as response:
-                check_stream_type(response, self.name)
-                async for frame in iter_frames(self._chunks(response)):
+            i, response = await self._post(url_path, body, False)
+        except GatewayError as exc:
+            yield c.Failure(exc)
+            return
+        failure: GatewayError | None = None
+        reader = FrameReader()
+        try:
+            check_stream_type(response, self.name)
+            ended = False
+            while not ended:
+                chunk = await self._next_chunk(response, deadline, limit)
+                ended = chunk is None
+                for frame in reader.close() if chunk is None else reader.feed(chunk):
                     if frame.data == b"[DONE]":
+                        await _settle(response)
+                        ended = True
                         break
                     for event in decoder.feed(decode_data(frame.data)):
+                        if deadline is not None and is_first_token(event):
+                            deadline = None
                         yield event
                         if isinstance(event, c.Failure):
                             return
         except GatewayError as exc:
-            yield c.Failure(exc)
+            failure = exc
+        finally:
+            self._done(i, response)
+        if failure is not None:
+            yield c.Failure(failure)
             return
         for event in decoder.done():
             yield event
 
     async def primed(self, events: AsyncIterator[c.StreamEvent]) -> EventStream:
-        """A canonical stream once its first token arrived, within `timeouts.first_token`."""
-        return await prime(events, limit=self._timeouts.first_token_limit, name=self.name)
+        """A canonical stream once its first token arrived (`sse_events` bounds the wait)."""
+        return await prime(events, name=self.name)
 
-    async def _chunks(self, response: Response) -> AsyncIterator[bytes]:
+    async def _next_chunk(
+        self, response: Response, deadline: float | None, limit: float
+    ) -> bytes | None:
+        """A stream's next piece (None at its end); while `deadline` (loop time) is set, the
+        first token's, not later than it."""
+        left: float | None = None
         try:
-            async for chunk in response.chunks():
-                yield chunk
+            if deadline is None:
+                return await response.next_chunk()
+            left = deadline - asyncio.get_running_loop().time()
+            return await response.next_chunk(left)
+        except ReadTimeout as exc:
+            read = response.read_timeout
+            if left is not None and (read is None or left <= read):  # the first token's bound
+                raise UpstreamTimeout(
+                    f"upstream {self.name!r} sent no first token within {limit:g}s",
+                    upstream=self.name,
+                ) from exc
+            raise map_transport_error(exc, self.name) from exc
         except TransportError as exc:
             raise map_transport_error(exc, self.name) from exc
 
@@ -239,24 +267,8 @@ class HTTPUpstream(UpstreamClient):
         them later than `deadline` (loop time): each read's own timer enforces it, where an
         `asyncio.timeout` cost a timer and a cancellation scope per stream."""
         grammar = pipeline.grammar
-        clock = asyncio.get_running_loop().time
-        read = response.read_timeout
         held: list[bytes] = []
-        while True:
-            left = deadline - clock()
-            try:
-                chunk = await response.next_chunk(left)
-            except ReadTimeout as exc:
-                if read is None or left <= read:  # the first-token bound was the nearer
-                    raise UpstreamTimeout(
-                        f"upstream {self.name!r} sent no first token within {limit:g}s",
-                        upstream=self.name,
-                    ) from exc
-                raise map_transport_error(exc, self.name) from exc
-            except TransportError as exc:
-                raise map_transport_error(exc, self.name) from exc
-            if chunk is None:
-                break
+        while (chunk := await self._next_chunk(response, deadline, limit)) is not None:
             out, failure = pipeline.push(chunk)
             if failure is not None:
                 raise failure
@@ -312,6 +324,20 @@ def with_model(call: RawCall, model: str) -> bytes:
     if call.parsed.get("model") == model:
         return call.body
     return dumpb({**call.parsed, "model": model})
+
+
+async def _settle(response: Response) -> None:
+    """Read what follows a stream's `[DONE]`, normally only its body's end (often in the next
+    packet), so the connection goes back to the pool: dropped, it costs a later request a new
+    connection. An upstream that sends on is left to `_done`'s close after `_SETTLE` seconds."""
+    clock = asyncio.get_running_loop().time
+    end = clock() + _SETTLE
+    try:
+        while not response.at_eof and clock() < end:
+            if await response.next_chunk(end - clock()) is None:
+                return
+    except TransportError:
+        return  # `_done` closes it
 
 
 def check_stream_type(response: Response, name: str) -> None:
