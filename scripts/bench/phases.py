@@ -2,11 +2,12 @@
 
 The profiles say which functions are hot; this says when, on a request's path, the time is
 spent: before the upstream call (authentication, parsing, routing), writing it, waiting for the
-upstream, after its answer arrives (checking and rendering it), and writing the response. It
-runs the gateway and the floor proxy with timestamps at the socket boundaries (uvicorn's
-`data_received`, the ASGI app's start, the upstream client's request write and first read,
-the response's head and last body write), drives each scenario at concurrency 1 and prints
-and writes the median of every phase in µs, wall and (before the upstream call) CPU.
+upstream, after its answer arrives (checking and rendering it), to the first body write (a
+client's time to first byte) and writing the rest. It runs the gateway and the floor proxy
+with timestamps at the socket boundaries (uvicorn's `data_received`, the ASGI app's start, the
+upstream client's request write and first read, the response's head, first and last body
+write), drives each scenario at concurrency 1 and prints and writes the median of every
+phase in µs, wall and (before the upstream call) CPU.
 
     python scripts/bench/phases.py [--requests 3000] [--scenarios openai:json,openai:stream6]
 
@@ -38,7 +39,8 @@ PHASES = [
     ("up_write", "up_written", "writing the upstream request"),
     ("up_written", "up_first", "waiting for the upstream"),
     ("up_first", "head", "upstream answer to response head"),
-    ("head", "last", "writing the response"),
+    ("head", "body1", "head to the first body write"),
+    ("body1", "last", "writing the rest"),
 ]
 
 
@@ -91,8 +93,10 @@ def instrument(out: Path) -> None:
         if message["type"] == "http.response.start":
             mark("head")
         await send(self, message)
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            mark("last")
+        if message["type"] == "http.response.body":
+            mark("body1")  # the first byte a client reads: its time to first byte
+            if not message.get("more_body", False):
+                mark("last")
 
     h.HttpToolsProtocol.data_received = data_received  # type: ignore[method-assign]
     h.RequestResponseCycle.run_asgi = timed_run  # type: ignore[method-assign]
