@@ -51,7 +51,7 @@ from serving.gateway.policy.privacy import PrivacyPolicy
 from serving.gateway.policy.retry import Random, RetryPolicy, Sleep
 from serving.gateway.policy.router import Decision
 from serving.gateway.policy.routing import Plan, Planner
-from serving.gateway.policy.streams import guard_bytes, guard_events
+from serving.gateway.policy.streams import guard_bytes
 from serving.gateway.settings import Route, Settings, Target
 from serving.gateway.upstreams.base import (
     EventStream,
@@ -384,10 +384,8 @@ class Dispatcher:
             result.rest = guard_bytes(
                 result.rest, name=name, total=total, deadline=deadline, on_failure=broke
             )
-        else:
-            result.rest = guard_events(
-                result.rest, name=name, total=total, deadline=deadline, on_failure=broke
-            )
+        else:  # its `rest` (upstreams/base.bounded_events) reads the bound from the stream
+            result.deadline, result.total = deadline, total
         return result
 
     def _outcome(

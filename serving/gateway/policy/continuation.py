@@ -28,7 +28,6 @@ from serving.gateway.frames import Grammar, StreamBroken
 from serving.gateway.metrics import Metrics
 from serving.gateway.policy.circuit import Circuits
 from serving.gateway.policy.fallback import classify, counts_against_circuit
-from serving.gateway.policy.streams import guard_events
 from serving.gateway.settings import Route, Settings, Target
 from serving.gateway.upstreams.base import EventStream, UpstreamClient
 from serving.gateway.upstreams.health import PoolHealth
@@ -302,13 +301,10 @@ class Continuer:
             def broke(label: str = target.label) -> None:
                 self._circuits[label].record(failed=True)
 
-            stream.rest = guard_events(
-                stream.rest,
-                name=target.upstream,
-                total=self._settings.upstream(target.upstream).timeouts.total,
-                deadline=self.deadline,
-                on_failure=broke,
-            )
+            # Bounded by its `rest` (upstreams/base.bounded_events), as the dispatcher's.
+            stream.on_break = broke
+            stream.deadline = self.deadline
+            stream.total = self._settings.upstream(target.upstream).timeouts.total
             return Resumed(stream, target)
         return None
 

@@ -2,9 +2,10 @@
 stopped reading, and telling the target's circuit breaker when a stream breaks after it started.
 
 The deadline (`timeouts.total`, from the attempt's start) is enforced twice, both cheaply: as
-each chunk arrives (one clock read; a canonical stream then ends with a `Failure` event, a byte
-stream raises), and by one timer per stream (`Watchdog`), so a stream that trickles or goes
-quiet is ended at its deadline too, not only when its next chunk is pulled. The same timer
+each chunk arrives (one clock read; a canonical stream then ends with a `Failure` event, in
+`upstreams/base.bounded_events`, which reads the bound from the stream; a byte stream
+raises), and by one timer per stream (`Watchdog`), so a stream that trickles or goes quiet is
+ended at its deadline too, not only when its next chunk is pulled. The same timer
 ends a stream whose client stopped reading (`server.client_idle`): a write that has waited that
 long means the client's socket is full and nobody drains it, so the response is abandoned and
 the upstream connection released instead of being held open for nobody.
@@ -16,7 +17,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
-from serving.gateway import canonical as c
 from serving.gateway.errors import GatewayError, UpstreamTimeout
 
 
@@ -47,31 +47,6 @@ async def guard_bytes(
         raise
     finally:
         aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-async def guard_events(
-    events: AsyncIterator[c.StreamEvent],
-    *,
-    name: str,
-    total: float,
-    deadline: float,
-    on_failure: Callable[[], None],
-) -> AsyncIterator[c.StreamEvent]:
-    clock = asyncio.get_running_loop().time
-    try:
-        async for event in events:
-            yield event
-            if isinstance(event, c.Failure):
-                on_failure()
-                return
-            if clock() > deadline and not isinstance(event, c.Finish):
-                on_failure()
-                yield c.Failure(overrun(name, total))
-                return
-    finally:
-        aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
 

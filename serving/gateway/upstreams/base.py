@@ -11,6 +11,7 @@ and its later failures are mapped too.
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,12 +29,13 @@ from serving.gateway.errors import (
     from_status,
 )
 from serving.gateway.frames import Pipeline
+from serving.gateway.policy.streams import overrun
 from serving.gateway.redaction import redact
 from serving.gateway.settings import Upstream as UpstreamConfig
 from serving.gateway.upstreams.boundary import (
+    map_exception,
     map_upstream_errors,
     mapped_bytes,
-    mapped_events,
     raise_mapped,
 )
 from serving.gateway.upstreams.http1 import Response
@@ -106,15 +108,33 @@ def _finished(rest: object) -> bool:
 
 
 class EventStream:
-    """Canonical events; `first` is already received and is never a Failure."""
+    """Canonical events; `first` is already received and is never a Failure. `held`: events
+    received with it, before `rest` (what priming read past the first event).
 
-    def __init__(self, first: c.StreamEvent, rest: AsyncIterator[c.StreamEvent]) -> None:
+    Once an upstream client returns it, `rest` is `bounded_events`, one layer that replays
+    `held`, ends the stream with one `Failure` whatever breaks below, and applies the bound the
+    dispatcher sets here: past `deadline` (loop time; None: none) the stream ends with a
+    timeout of `total` seconds, and a break after the first event calls `on_break`."""
+
+    __slots__ = ("deadline", "first", "held", "on_break", "rest", "total")
+
+    def __init__(
+        self,
+        first: c.StreamEvent,
+        rest: AsyncIterator[c.StreamEvent],
+        held: list[c.StreamEvent] | None = None,
+    ) -> None:
         self.first = first
         self.rest = rest
+        self.held = held if held is not None else []
         self.on_break: Callable[[], None] = _nothing  # as for RawStream
+        self.deadline: float | None = None
+        self.total = 0.0
 
     async def __aiter__(self) -> AsyncIterator[c.StreamEvent]:
         yield self.first
+        while self.held:
+            yield self.held.pop(0)
         async for event in self.rest:
             yield event
 
@@ -125,6 +145,57 @@ class EventStream:
 
     async def aclose(self) -> None:
         aclose = getattr(self.rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def bound(stream: EventStream, upstream: str) -> EventStream:
+    """`stream` with its `rest` bounded (`bounded_events`), its `held` events moved into it."""
+    held, stream.held = stream.held, []
+    stream.rest = bounded_events(stream, held, stream.rest, upstream)
+    return stream
+
+
+async def bounded_events(
+    stream: EventStream,
+    held: list[c.StreamEvent],
+    events: AsyncIterator[c.StreamEvent],
+    upstream: str,
+) -> AsyncIterator[c.StreamEvent]:
+    """`stream`'s events after its first: `held` (held back while priming), then `events`. Any
+    failure below, of any kind, ends it with one `Failure` (an upstream error event's text
+    redacted), as the boundary maps a call's; a stream past `stream.deadline` ends with a
+    timeout `Failure`; after either, `stream.on_break()` tells the target's circuit.
+
+    One async generator for what were three stacked layers (the held events' replay, the
+    boundary's mapping, the dispatcher's guard): each layer cost every event of every
+    translated stream a resumption."""
+    clock = asyncio.get_running_loop().time
+    try:
+        while True:
+            if held:
+                event = held.pop(0)
+            else:
+                try:
+                    event = await anext(events)
+                except StopAsyncIteration:
+                    return
+                except Exception as exc:  # noqa: BLE001 - the boundary: every failure ends it
+                    event = c.Failure(map_exception(exc, upstream))
+                else:
+                    if isinstance(event, c.Failure) and isinstance(event.error, GatewayError):
+                        event.error.message = redact(event.error.message)  # may quote upstream
+            yield event
+            if isinstance(event, c.Failure):
+                stream.on_break()
+                return
+            deadline = stream.deadline
+            if deadline is not None and clock() > deadline and not isinstance(event, c.Finish):
+                stream.on_break()
+                yield c.Failure(overrun(upstream, stream.total))
+                return
+    finally:
+        aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
 
@@ -154,21 +225,7 @@ async def prime(events: AsyncIterator[c.StreamEvent], *, name: str = "") -> Even
         with contextlib.suppress(RuntimeError):
             await events.aclose()  # type: ignore[attr-defined]
         raise
-    return EventStream(held[0], _chain(held[1:], events))
-
-
-async def _chain(
-    held: list[c.StreamEvent], events: AsyncIterator[c.StreamEvent]
-) -> AsyncIterator[c.StreamEvent]:
-    try:
-        for event in held:
-            yield event
-        async for event in events:
-            yield event
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    return EventStream(held[0], events, held[1:])
 
 
 class UpstreamClient(abc.ABC):
@@ -194,15 +251,13 @@ class UpstreamClient(abc.ABC):
     async def stream(self, req: c.ChatRequest, model: str) -> EventStream:
         with map_upstream_errors(self.name):
             events = await self._stream(req, model)
-        events.rest = mapped_events(events.rest, self.name)
-        return events
+        return bound(events, self.name)
 
     async def continue_stream(self, req: c.ChatRequest, model: str) -> EventStream:
         """Stream the rest of an answer whose start is `req`'s trailing assistant turn."""
         with map_upstream_errors(self.name):
             events = await self._continue_stream(req, model)
-        events.rest = mapped_events(events.rest, self.name)
-        return events
+        return bound(events, self.name)
 
     async def forward(self, call: RawCall, model: str) -> RawResponse | RawStream:
         # The boundary of map_upstream_errors, spelled out: this is every same-dialect

@@ -6,8 +6,8 @@ bytes that are not UTF-8, JSON of the wrong shape, a bug in a translator, any ot
 leaves as a `GatewayError`, so the breaker hears of it and the chain moves on exactly as for a
 5xx. Text that came from below (an exception's message, an upstream's error event) passes
 through `redaction.redact` on its way into a client-visible message. Streams get the same
-treatment after their first event: `mapped_events` ends a canonical
-stream with a `Failure`, `mapped_bytes` raises a `GatewayError` into the byte relay.
+treatment after their first event: a canonical stream ends with a `Failure` (its `rest` is
+`base.bounded_events`), `mapped_bytes` raises a `GatewayError` into the byte relay.
 
 Cancellation (a client that went away) is a `BaseException` and passes through untouched.
 """
@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
-from serving.gateway import canonical as c
 from serving.gateway.errors import (
     GatewayError,
     UpstreamError,
@@ -112,26 +111,6 @@ def raise_mapped(exc: Exception, upstream: str) -> NoReturn:
     if mapped is exc:
         raise exc
     raise mapped from exc
-
-
-async def mapped_events(
-    events: AsyncIterator[c.StreamEvent], upstream: str
-) -> AsyncIterator[c.StreamEvent]:
-    """A canonical stream whose failures, of any kind, end it with one `Failure` event."""
-    try:
-        async for event in events:
-            if isinstance(event, c.Failure):
-                if isinstance(event.error, GatewayError):  # may quote an upstream error event
-                    event.error.message = redact(event.error.message)
-                yield event
-                return
-            yield event
-    except Exception as exc:  # noqa: BLE001 - the boundary: every failure ends the stream
-        yield c.Failure(map_exception(exc, upstream))
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 async def mapped_bytes(chunks: AsyncIterator[bytes], upstream: str) -> AsyncIterator[bytes]:
