@@ -6,6 +6,8 @@ request at c=256 against c=1. On 2 shared cores a single c=1 reading moves by a 
 runs, so a one-shot difference says more about the minute it ran in than about the gateway.
 Here every round measures both sides back to back, in alternating order (A B, then B A), and the
 verdict is the median over rounds of the per-round difference (or ratio), with its spread.
+Nine rounds, not five: with five, one cell's median moved by 0.1 ms between two runs of the
+same code (round 9); the cells sit near the 0.5 ms line, so the estimate must be steadier.
 
 1. Added latency: per client dialect and mode (JSON, 6-chunk stream), c=1, direct (the scripted
    upstream, its OpenAI request) and serving (the dialect's request) in each round; the p50 and
@@ -15,7 +17,7 @@ verdict is the median over rounds of the per-round difference (or ratio), with i
 
 No LiteLLM here (neither target is about it) and no floor: only the processes measured run.
 
-    python scripts/bench/paired.py [--rounds 5] [--requests 1000] [--quick]
+    python scripts/bench/paired.py [--rounds 9] [--requests 1000] [--quick]
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def flat(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--requests", type=int, default=1000, help="per burst")
     parser.add_argument("--high", type=int, default=256, help="the flatness target's level")
     parser.add_argument("--dialects", default=",".join(t.DIALECTS))
