@@ -250,15 +250,13 @@ def block_paired(reports: dict[str, Report | None]) -> str:
     )
     rows = [
         "| client dialect | mode | direct p50 | serving p50 | added p50 | added first byte "
-        "| rounds with both ≤ 0.5 ms |",
+        "| rounds within 0.5 ms (JSON p50, stream first byte) |",
         "|" + "---|" * 7,
     ]
     for row in p["added"]:
         rounds = row["rounds"]
-        ok = sum(
-            all(r["serving"][k] - r["direct"][k] <= 0.5 for k in ("p50_ms", "ttfb_p50_ms"))
-            for r in rounds
-        )
+        key = "p50_ms" if row["mode"] == "json" else "ttfb_p50_ms"  # the target's reading
+        ok = sum(r["serving"][key] - r["direct"][key] <= 0.5 for r in rounds)
         rows.append(
             f"| {DIALECT_NAMES[row['dialect']]} | {row['mode']} "
             f"| {_f(_median([r['direct']['p50_ms'] for r in rounds]))} "
