@@ -36,7 +36,6 @@ from common import (
     REPORTS,
     BenchError,
     cpu_seconds,
-    free_port,
     load_average,
     machine,
     process_tree,
@@ -155,10 +154,7 @@ def main() -> int:
     }
     procs = []
     try:
-        up_port, gw_port = free_port(), free_port()
-        procs.append(t.start_upstream(up_port, workdir / "upstream.log"))
-        gateway = t.start_serving(gw_port, up_port, workdir, workdir / "serving.log")
-        procs.append(gateway)
+        up_port, gw_port, gateway = t.start_upstream_and_serving(workdir, procs)
         pids = process_tree(gateway.pid)
         bases = {"direct": f"http://127.0.0.1:{up_port}", "serving": f"http://127.0.0.1:{gw_port}"}
         for dialect in dialects:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import load
 import targets as t
-from common import ROOT, free_port, load_average, stop
+from common import ROOT, load_average, stop
 
 SCENARIOS = {"openai-json": ("openai", "json"), "anthropic-stream6": ("anthropic", "stream6")}
 
@@ -70,10 +70,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     procs = []
     try:
-        up_port, gw_port = free_port(), free_port()
-        procs.append(t.start_upstream(up_port, workdir / "upstream.log"))
-        gateway = t.start_serving(gw_port, up_port, workdir, workdir / "serving.log")
-        procs.append(gateway)
+        _, gw_port, gateway = t.start_upstream_and_serving(workdir, procs)
         for name in args.scenarios.split(","):
             dialect, mode = SCENARIOS[name]
             req = t.request(dialect, mode)

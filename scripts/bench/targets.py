@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import HERE, ROOT, BenchError, start, wait_ready
+from common import HERE, ROOT, BenchError, free_port, start, wait_ready
 
 KEY = "sk-bench-0123456789abcdef"  # the one client key both proxies accept
 QUESTION = "What is the capital of France?"
@@ -96,6 +96,19 @@ def start_serving(
     proc = start(argv, env=env, log=log)
     wait_ready(f"http://127.0.0.1:{port}/health", proc=proc)
     return proc
+
+
+def start_upstream_and_serving(
+    workdir: Path, procs: list[subprocess.Popen[bytes]]
+) -> tuple[int, int, subprocess.Popen[bytes]]:
+    """The scripted upstream and serving in front of it, on free ports, each appended to
+    `procs` as it starts (the caller stops them, however the start ends): the upstream's port,
+    the gateway's, and the gateway's process."""
+    up_port, gw_port = free_port(), free_port()
+    procs.append(start_upstream(up_port, workdir / "upstream.log"))
+    gateway = start_serving(gw_port, up_port, workdir, workdir / "serving.log")
+    procs.append(gateway)
+    return up_port, gw_port, gateway
 
 
 # LiteLLM's cheapest fair configuration: no database (so no spend logs, key lookups or batch
