@@ -110,10 +110,9 @@ async def event_body(
     partial = Partial()
     splice = Splice(partial, continuing=False)
     failure: Exception | None = None
-    # `first`, then `held` and `rest` read directly: `EventStream.__aiter__` would be one
-    # more async generator's layer for every event. (An upstream client's stream has moved
-    # `held` into its `rest`.)
-    event, held, source = events.first, events.held, events.rest
+    # `first`, then `rest` read directly: `EventStream.__aiter__` would be one more async
+    # generator's layer for every event.
+    event, source = events.first, events.rest
     while True:
         if isinstance(event, c.Failure):
             failure = event.error
@@ -124,9 +123,6 @@ async def event_body(
         out = encode(event)
         if out:  # an event with no frame of its own in this dialect (Gemini's block starts)
             yield out  # is no write: each costs the response's send chain and the watchdog
-        if held:
-            event = held.pop(0)
-            continue
         try:
             event = await anext(source)
         except StopAsyncIteration:

@@ -109,7 +109,9 @@ def _finished(rest: object) -> bool:
 
 class EventStream:
     """Canonical events; `first` is already received and is never a Failure. `held`: events
-    received with it, before `rest` (what priming read past the first event).
+    received with it, before `rest` (what priming read past the first event), until `bound`
+    moves them into `rest`; every stream an upstream client returns has been bound, so its
+    readers see only `first` and `rest`.
 
     Once an upstream client returns it, `rest` is `bounded_events`, one layer that replays
     `held`, ends the stream with one `Failure` whatever breaks below, and applies the bound the
@@ -133,8 +135,6 @@ class EventStream:
 
     async def __aiter__(self) -> AsyncIterator[c.StreamEvent]:
         yield self.first
-        while self.held:
-            yield self.held.pop(0)
         async for event in self.rest:
             yield event
 
